@@ -1,0 +1,505 @@
+"""Thick-restart Lanczos for a few eigenpairs of a Hermitian operator.
+
+Algorithm: the thick-restart Lanczos method of Wu & Simon (2000), which for a
+Hermitian operator is the Krylov-Schur method of Stewart (2001).  A basis of
+``ncv`` orthonormal vectors is grown one operator application at a time; each
+new vector is orthogonalised against the whole basis by classical Gram-Schmidt
+applied twice (DGKS criterion) as two matrix-vector products over the basis
+block.  When the basis is full, Rayleigh-Ritz on the small projected matrix
+gives Ritz pairs; converged wanted pairs are *locked* (kept in the basis, their
+coupling to the rest set to zero, never touched again), and the basis is
+restarted with the best ``keep`` Ritz vectors plus the residual direction, in
+one matrix product.  An invariant subspace (a zero residual) is left by a fresh
+random vector orthogonal to the basis, so every copy of a repeated eigenvalue
+can be found.
+
+Storage: the basis is the rows of an ``(ncv + 1, n)`` array in the operator's
+namespace and on its device; the projected matrix (``ncv x ncv``) and the
+Rayleigh-Ritz problem live on the host, in float64 or complex128.
+
+Host synchronisation: once per operator application (the projection
+coefficients and the residual norm), and once per restart (the Ritz
+coefficients go to the device).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+from . import _namespace as ns
+from . import _validate as val
+from ._linalg import combine_rows, orthogonalize, random_vector, set_rows
+from ._operator import LinearOperator, aslinearoperator
+from ._result import ConvergenceInfo, EighResult, report_nonconvergence
+
+__all__ = ["eigsh", "lanczos", "LanczosState"]
+
+_WHICH = ("LM", "LA", "SA", "BE")
+
+
+class LanczosState(NamedTuple):
+    """What a ``callback`` sees after every restart (host NumPy values).
+
+    Attributes
+    ----------
+    n_iter : int
+        Restarts completed.
+    n_matvec : int
+        Operator applications so far.
+    ritz_values : numpy.ndarray, shape (k,)
+        Current approximations of the wanted eigenvalues, ascending.
+    residual_estimates : numpy.ndarray, shape (k,)
+        Their Ritz residual estimates ``β |s_m|``.
+    n_converged : int
+        How many of them meet the tolerance.
+    """
+
+    n_iter: int
+    n_matvec: int
+    ritz_values: Any
+    residual_estimates: Any
+    n_converged: int
+
+
+def _preference(theta: Any, which: str) -> Any:
+    """Indices of ``theta`` from most to least wanted."""
+    hx = ns.numpy_namespace()
+    if which == "LA":
+        return hx.argsort(-theta, stable=True)
+    if which == "SA":
+        return hx.argsort(theta, stable=True)
+    if which == "LM":
+        return hx.argsort(-hx.abs(theta), stable=True)
+    # BE: alternate between the top and the bottom, starting at the top.
+    up = hx.argsort(-theta, stable=True)
+    order, seen = [], set()
+    lo, hi = len(theta) - 1, 0
+    while len(order) < len(theta):
+        for idx in (int(up[hi]), int(up[lo])):
+            if idx not in seen:
+                seen.add(idx)
+                order.append(idx)
+        hi, lo = hi + 1, lo - 1
+    return hx.asarray(order, dtype=hx.int64)
+
+
+def _wanted(theta: Any, k: int, which: str) -> Any:
+    """Indices of the ``k`` wanted values (BE: ceil(k/2) high, floor(k/2) low)."""
+    hx = ns.numpy_namespace()
+    if which != "BE":
+        return _preference(theta, which)[:k]
+    up = hx.argsort(-theta, stable=True)
+    n_high = (k + 1) // 2
+    return hx.concat([up[:n_high], up[len(theta) - (k - n_high):]])
+
+
+def default_ncv(k: int, n: int) -> int:
+    """eigarray's default basis size for ``k`` wanted pairs of an order-``n`` operator."""
+    return min(n, max(2 * k + 1, k + 40, 20))
+
+
+def default_keep(n_free: int, n_unconverged: int, theta: Any = None, target: int = 0) -> int:
+    """Ritz vectors kept at a restart (Yamazaki, Bai, Simon, Wang & Wu's rule).
+
+    ``theta`` holds the unlocked Ritz values ordered from most to least
+    wanted along a line (values for 'LA', negated values for 'SA') and
+    ``target`` is the position of the hardest unconverged wanted value.
+    Keeping ``p`` vectors leaves ``n_free - p`` new Lanczos steps per cycle,
+    whose convergence factor towards ``theta[target]`` behaves like the
+    Chebyshev rate ``exp(-2 sqrt(γ_p))`` per step, with the gap ratio
+    ``γ_p = (θ_t - θ_{p}) / (θ_{p} - θ_min)``; the rule maximises
+    ``(n_free - p) sqrt(γ_p)``.  Without ``theta`` (modes 'LM' and 'BE') it
+    keeps the unconverged wanted vectors plus 40% of the remaining slots.
+    """
+    hx = ns.numpy_namespace()
+    fallback = n_unconverged + int(0.4 * (n_free - n_unconverged))
+    if theta is None or len(theta) < 3:
+        return min(n_free - 1, fallback)
+    spread = theta[target] - theta[-1]
+    if not spread > 0:
+        return min(n_free - 1, fallback)
+    p = hx.arange(target + 1, min(int(CAP * n_free), len(theta) - 1) + 1)
+    if p.size == 0:
+        return min(n_free - 1, fallback)
+    gap = (theta[target] - theta[p]) / hx.maximum(theta[p] - theta[-1], spread * 1e-12)
+    score = (n_free - p) * hx.sqrt(hx.maximum(gap, 0.0))
+    return int(p[int(hx.argmax(score))])
+
+
+def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, keep: Callable[[int, int], int],
+          maxiter: int, tol: float, v0: Any, rng: Any, callback: Callable | None,
+          want_vectors: bool) -> EighResult:
+    xp = op.xp
+    hx = ns.numpy_namespace()
+    n = op.shape[0]
+    m = ncv
+    dtype = op.dtype
+    cplx = ns.is_complex(xp, dtype)
+    host_dtype = hx.complex128 if cplx else hx.float64
+    eps = ns.eps(xp, dtype)
+    tol = max(tol, eps)
+    matvec0 = op.n_matvec
+
+    B = xp.zeros((m + 1, n), dtype=dtype, device=op.device)
+    v = v0 if v0 is not None else random_vector(xp, n, dtype, rng, op.device)
+    B = set_rows(B, 0, v / xp.linalg.vector_norm(v))
+    H = hx.zeros((m + 1, m), dtype=host_dtype)
+
+    locked_theta: list[float] = []   # values of the locked pairs, rows 0..nlock-1 of B
+    locked_est: list[float] = []
+    nlock = 0
+    j = 0                            # rows of B whose product is already in H
+    anorm = 0.0
+    history: dict[str, list] = {"ritz_values": [], "residual_estimates": [], "n_matvec": []}
+    n_iter = 0
+    stop_reason = None
+
+    while True:
+        # 1. Grow the basis to m vectors (or fewer if the space is exhausted).
+        m_eff = m
+        for jj in range(j, m):
+            v = B[jj, ...]
+            w = op.matvec(v)
+            anorm = max(anorm, float(xp.linalg.vector_norm(w)))
+            # The three-term recurrence first (a local step, O(n)): what is
+            # left for the full Gram-Schmidt pass is then small, so one pass
+            # over the basis usually passes the DGKS test.
+            alpha = xp.vecdot(v, w)
+            w = w - alpha * v
+            if jj > j:
+                w = w - float(H[jj, jj - 1].real) * B[jj - 1, ...]
+            w, h, beta = orthogonalize(xp, B, jj + 1, w, cplx=cplx)
+            h[jj] += complex(alpha) if cplx else float(alpha)
+            if jj > j:
+                h[jj - 1] += H[jj, jj - 1]
+            H[: jj + 1, jj] = h
+            H[:nlock, jj] = 0.0                       # locked pairs are deflated
+            if beta > eps * anorm * math.sqrt(n):
+                H[jj + 1, jj] = beta
+                B = set_rows(B, jj + 1, w / beta)
+                continue
+            # Invariant subspace: continue from a random vector orthogonal to the basis.
+            H[jj + 1, jj] = 0.0
+            if jj + 1 < n:
+                r = random_vector(xp, n, dtype, rng, op.device)
+                norm_r = float(xp.linalg.vector_norm(r))
+                r, _, norm_o = orthogonalize(xp, B, jj + 1, r, cplx=cplx, norm_before=norm_r)
+                if norm_o > 0.5 * norm_r:
+                    B = set_rows(B, jj + 1, r / norm_o)
+                    continue
+            m_eff = jj + 1                           # the whole space is spanned
+            break
+        beta_m = float(H[m_eff, m_eff - 1].real) if m_eff == m else 0.0
+
+        # 2. Rayleigh-Ritz on the active block.
+        Ha = H[nlock:m_eff, nlock:m_eff]
+        theta, S = hx.linalg.eigh((Ha + hx.conj(Ha.T)) / 2)
+        est = beta_m * hx.abs(S[-1, :])
+        anorm = max(anorm, float(hx.max(hx.abs(theta))) if theta.size else 0.0,
+                    max((abs(t) for t in locked_theta), default=0.0))
+        threshold = tol * anorm
+
+        all_theta = hx.concat([hx.asarray(locked_theta, dtype=hx.float64), theta])
+        all_est = hx.concat([hx.asarray(locked_est, dtype=hx.float64), est])
+        wanted = _wanted(all_theta, k, which)
+        done = all_est[wanted] <= threshold
+        n_iter += 1
+        order = hx.argsort(all_theta[wanted], stable=True)
+        history["ritz_values"].append(all_theta[wanted][order])
+        history["residual_estimates"].append(all_est[wanted][order])
+        history["n_matvec"].append(op.n_matvec - matvec0)
+        if callback is not None:
+            state = LanczosState(n_iter, op.n_matvec - matvec0, all_theta[wanted][order],
+                                 all_est[wanted][order], int(hx.count_nonzero(done)))
+            if callback(state) is True:
+                stop_reason = "callback"
+        if bool(hx.all(done)) or m_eff < m or n_iter >= maxiter or stop_reason:
+            break
+
+        # 3. Lock the converged wanted pairs and choose the Ritz vectors to keep.
+        active_wanted = [int(i) - nlock for i in wanted if i >= nlock]
+        new_lock = [i for i in active_wanted if est[i] <= threshold]
+        unconverged = [i for i in active_wanted if est[i] > threshold]
+        n_free = m - nlock - len(new_lock)
+        locked_set = set(new_lock)
+        rest = [int(i) for i in _preference(theta, which) if int(i) not in locked_set]
+        if keep is default_keep and which in ("LA", "SA"):
+            line = theta[rest] if which == "LA" else -theta[rest]
+            target = max((rest.index(i) for i in unconverged), default=0)
+            n_keep = default_keep(n_free, len(unconverged), line, target)
+        else:
+            n_keep = keep(n_free, len(unconverged))
+        n_keep = min(n_free - 1, max(len(unconverged), n_keep))
+        kept = rest[:n_keep]
+        sel = new_lock + kept
+        p = len(sel)
+
+        # 4. Thick restart: B[nlock : nlock+p] = Ritz vectors, B[nlock+p] = residual.
+        Y = ns.from_host_numpy(hx.asarray(S[:, sel], dtype=host_dtype), xp, like=B)
+        Y = xp.astype(Y, dtype) if Y.dtype != dtype else Y
+        B = combine_rows(xp, B, Y, start=nlock, stop=m)
+        B = set_rows(B, nlock + p, B[m, ...])
+        H[nlock:, :] = 0.0
+        for r_, i in enumerate(new_lock):
+            H[nlock + r_, nlock + r_] = theta[i]
+        for r_, i in enumerate(kept):
+            H[nlock + len(new_lock) + r_, nlock + len(new_lock) + r_] = theta[i]
+            H[nlock + p, nlock + len(new_lock) + r_] = beta_m * S[-1, i]
+        locked_theta += [float(theta[i]) for i in new_lock]
+        locked_est += [float(est[i]) for i in new_lock]
+        nlock += len(new_lock)
+        j = nlock + len(kept)
+
+    # 5. The wanted pairs, ascending, with true residuals.
+    vals = all_theta[wanted]
+    order = hx.argsort(vals, stable=True)
+    idx = wanted[order]
+    values = vals[order]
+    converged = all_est[idx] <= threshold
+    real_dtype = ns.real_dtype(xp, dtype)
+    w_out = xp.asarray(ns.from_host_numpy(hx.asarray(values), xp, like=B), dtype=real_dtype)
+    info_hist = {key: hx.asarray(val_) for key, val_ in history.items()}
+    if not want_vectors:
+        info = ConvergenceInfo(converged, hx.full(k, hx.nan), n_iter, op.n_matvec - matvec0,
+                               info_hist)
+        return EighResult(w_out, None, info=info)
+
+    # Ritz vectors as rows: locked ones are basis rows, active ones combinations.
+    Ycols = hx.zeros((m_eff, k), dtype=host_dtype)
+    for c, i in enumerate(idx):
+        i = int(i)
+        if i < nlock:
+            Ycols[i, c] = 1.0
+        else:
+            Ycols[nlock:m_eff, c] = S[:, i - nlock]
+    Y = ns.from_host_numpy(Ycols, xp, like=B)
+    Y = xp.astype(Y, dtype) if Y.dtype != dtype else Y
+    X = (Y.T @ B[:m_eff, ...]).T                     # (n, k), columns are the vectors
+    R = op.matmat(X) - X * xp.astype(w_out, dtype)
+    res = ns.to_host_numpy(xp.linalg.vector_norm(R, axis=0)).astype(hx.float64)
+    info = ConvergenceInfo(converged, res, n_iter, op.n_matvec - matvec0, info_hist)
+    return EighResult(w_out, X, info=info)
+
+
+def _prepare(A: Any, k: int, which: str, v0: Any, ncv: Any, maxiter: Any, tol: Any, rng: Any,
+             callback: Any, on_nonconvergence: str) -> tuple:
+    op = aslinearoperator(A)
+    if op.xp is None:
+        v0_is_array = v0 is not None and ns.is_array_api_obj(v0)
+        op = op.bind(ns.array_namespace(v0) if v0_is_array else ns.numpy_namespace())
+    n = val.check_square_shape(op.shape, name="A")
+    if n < 2:
+        raise ValueError(f"`A` must be at least 2 x 2 for a partial eigensolver; got shape={op.shape}.")
+    k = val.check_int(k, name="k", low=1, high=n - 1, rule=f"0 < k < n = {n}")
+    which = val.check_choice(which, _WHICH, name="which")
+    if ncv is None:
+        ncv = default_ncv(k, n)
+    ncv = val.check_int(ncv, name="ncv", low=k + 1, high=n, rule=f"k < ncv <= n = {n} (k={k})")
+    maxiter = val.check_int(maxiter, name="maxiter", low=1, allow_none=True)
+    if maxiter is None:
+        maxiter = max(n * 10, 1000)
+    tol = val.check_tol(tol, name="tol")
+    val.check_callable_or_none(callback, name="callback")
+    val.check_choice(on_nonconvergence, ("warn", "raise"), name="on_nonconvergence")
+    rng = ns.host_rng(rng)
+    if v0 is not None:
+        v0 = _check_v0(op, v0, n)
+    return op, k, which, v0, ncv, maxiter, tol, rng
+
+
+def _check_v0(op: LinearOperator, v0: Any, n: int) -> Any:
+    xp = op.xp
+    if not ns.is_array_api_obj(v0):
+        raise TypeError(f"`v0` must be an array of shape ({n},); got {type(v0).__name__}.")
+    if tuple(v0.shape) != (n,):
+        raise ValueError(f"`v0` must have shape ({n},) to match `A`; got shape={tuple(v0.shape)}.")
+    if ns.array_namespace(v0) is not xp and not _same_namespace(ns.array_namespace(v0), xp):
+        v0 = ns.from_host_numpy(ns.to_host_numpy(v0), xp)
+    v0 = xp.astype(v0, op.dtype, copy=True)
+    if not bool(xp.all(xp.isfinite(v0))):
+        raise ValueError("`v0` must not contain NaN or Inf.")
+    if float(xp.linalg.vector_norm(v0)) == 0.0:
+        raise ValueError("`v0` must not be the zero vector.")
+    return v0
+
+
+def _same_namespace(a: Any, b: Any) -> bool:
+    return getattr(a, "__name__", a) == getattr(b, "__name__", b)
+
+
+def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None = None,
+          maxiter: int | None = None, tol: float = 0, return_eigenvectors: bool = True, *,
+          M: Any = None, sigma: Any = None, rng: Any = None, callback: Callable | None = None,
+          on_nonconvergence: str = "warn") -> Any:
+    """Find ``k`` eigenpairs of a real symmetric or complex Hermitian operator.
+
+    A drop-in for :func:`scipy.sparse.linalg.eigsh` (standard problem, no
+    shift-invert) that runs on the array the caller has: NumPy, CuPy, torch,
+    JAX or array-api-strict arrays, scipy / cupyx sparse matrices, torch
+    sparse tensors and matrix-free operators.  The solver is thick-restart
+    Lanczos with full reorthogonalisation and locking (see
+    :func:`eigarray.lanczos` for the knobs).
+
+    Parameters
+    ----------
+    A : array, sparse matrix or operator, shape (n, n)
+        Hermitian.  Anything :func:`eigarray.aslinearoperator` accepts.
+    k : int, default=6
+        Number of eigenpairs, ``0 < k < n``.
+    which : {'LM', 'LA', 'SA', 'BE'}, default='LM'
+        Largest magnitude, largest algebraic, smallest algebraic, or both
+        ends (``ceil(k/2)`` from the top, ``floor(k/2)`` from the bottom).
+    v0 : array, shape (n,), optional
+        Starting vector (default: random, drawn from ``rng``).  For a plain
+        callable operator its namespace is the namespace of the iteration.
+    ncv : int, optional
+        Basis size, ``k < ncv <= n``; default ``min(n, max(2k + 1, k + 40, 20))``.
+    maxiter : int, optional
+        Maximum number of restarts (default ``max(10 n, 1000)``).
+    tol : float, default=0
+        Relative accuracy: a pair is converged when its residual norm is at
+        most ``tol * ||A||`` (``||A||`` estimated from the iteration);
+        0 means machine precision of the working dtype.
+    return_eigenvectors : bool, default=True
+        When False, return the eigenvalues alone (an array), as scipy does.
+    M, sigma : None
+        Generalised and shift-invert problems are not implemented.
+    rng : None, int or numpy.random.Generator, optional
+        Source of the starting and restart vectors.
+    callback : callable, optional
+        Called as ``callback(state)`` with a :class:`LanczosState` after each
+        restart; returning ``True`` stops the iteration.
+    on_nonconvergence : {'warn', 'raise'}, default='warn'
+        What to do when some pairs miss the tolerance within ``maxiter``.
+
+    Returns
+    -------
+    EighResult
+        ``(eigenvalues, eigenvectors)``: eigenvalues ascending, shape (k,),
+        real dtype of the working precision; eigenvectors as columns, shape
+        (n, k); both in the namespace and on the device of ``A`` (or ``v0``).
+        ``result.info`` is a :class:`ConvergenceInfo` with true residual
+        norms, per-pair ``converged`` flags, restarts (``n_iter``), operator
+        applications (``n_matvec``) and per-restart ``history``.
+        With ``return_eigenvectors=False``, the eigenvalue array alone.
+
+    Raises
+    ------
+    ValueError
+        For a non-square operator, ``k`` outside ``0 < k < n``, an unknown
+        ``which``, NaN or Inf in a dense or sparse ``A``, a ``v0`` of the
+        wrong shape, or ``ncv`` outside ``k < ncv <= n``.
+    NotImplementedError
+        For ``M`` or ``sigma``.
+    NoConvergence
+        With ``on_nonconvergence='raise'``, when some pairs did not converge.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When some pairs did not converge (their values are still returned,
+        flagged in ``result.info.converged``).
+
+    See Also
+    --------
+    scipy.sparse.linalg.eigsh : ARPACK's implicitly restarted Lanczos.
+    lanczos : The same iteration with its basis size and restart policy exposed.
+
+    Notes
+    -----
+    Cost per operator application: one product with ``A`` plus two
+    matrix-vector products with the ``(j, n)`` basis block for each of one or
+    two Gram-Schmidt passes; per restart one ``(p, ncv) x (ncv, n)`` product.
+    Memory: ``(ncv + 1) n`` working-precision numbers.  Eigenvalues of
+    multiplicity higher than one are found one copy at a time; a random
+    restart vector is drawn whenever the Krylov space becomes invariant.
+
+    References
+    ----------
+    K. Wu and H. Simon, "Thick-restart Lanczos method for large symmetric
+    eigenvalue problems", SIAM J. Matrix Anal. Appl. 22(2), 602-616, 2000.
+
+    Examples
+    --------
+    >>> import numpy as np, eigarray
+    >>> from eigarray.testing import laplacian_2d
+    >>> A, exact = laplacian_2d(30, 30)
+    >>> w, v = eigarray.eigsh(A, k=4, which="LA", rng=0)
+    >>> bool(np.allclose(w, exact[-4:], rtol=1e-12))
+    True
+    """
+    if M is not None or sigma is not None:
+        raise NotImplementedError(
+            "`M` (generalised problems) and `sigma` (shift-invert) are not implemented; "
+            "eigsh solves the standard Hermitian problem A x = λ x.")
+    op, k, which, v0, ncv, maxiter, tol, rng = _prepare(
+        A, k, which, v0, ncv, maxiter, tol, rng, callback, on_nonconvergence)
+    result = _impl(op, k, which=which, ncv=ncv, keep=default_keep, maxiter=maxiter, tol=tol,
+                   v0=v0, rng=rng, callback=callback, want_vectors=return_eigenvectors)
+    report_nonconvergence(result, on_nonconvergence)
+    return result if return_eigenvectors else result.eigenvalues
+
+
+def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
+            keep: int | float | Callable[[int, int], int] | None = None,
+            maxiter: int | None = None, tol: float = 0, v0: Any = None, rng: Any = None,
+            callback: Callable | None = None, on_nonconvergence: str = "warn") -> EighResult:
+    """Thick-restart Lanczos with its basis size and restart policy exposed.
+
+    The iteration behind :func:`eigsh`, for libraries that embed it and want
+    to trade memory for operator applications.
+
+    Parameters
+    ----------
+    A : array, sparse matrix or operator, shape (n, n)
+        Hermitian.
+    k : int
+        Number of wanted eigenpairs, ``0 < k < n``.
+    which : {'LA', 'SA', 'LM', 'BE'}, default='LA'
+        As in :func:`eigsh`.
+    ncv : int, optional
+        Basis size (default as in :func:`eigsh`).  Memory is ``(ncv + 1) n``.
+    keep : int, float or callable, optional
+        Restart policy: how many unlocked Ritz vectors to keep at a restart.
+        An int keeps that many (at least the unconverged wanted ones), a float
+        in (0, 1) keeps the unconverged wanted ones plus that fraction of the
+        remaining free slots, and a callable ``keep(n_free, n_unconverged)``
+        returns the count.  Default: the unconverged wanted pairs plus half of
+        the remaining free slots.
+    maxiter, tol, v0, rng, callback, on_nonconvergence
+        As in :func:`eigsh`.
+
+    Returns
+    -------
+    EighResult
+        As :func:`eigsh`.
+
+    See Also
+    --------
+    eigsh : The scipy-compatible entry point.
+    """
+    op, k, which, v0, ncv, maxiter, tol, rng = _prepare(
+        A, k, which, v0, ncv, maxiter, tol, rng, callback, on_nonconvergence)
+    policy = _keep_policy(keep)
+    result = _impl(op, k, which=which, ncv=ncv, keep=policy, maxiter=maxiter, tol=tol, v0=v0,
+                   rng=rng, callback=callback, want_vectors=True)
+    report_nonconvergence(result, on_nonconvergence)
+    return result
+
+
+def _keep_policy(keep: Any) -> Callable[[int, int], int]:
+    if keep is None:
+        return default_keep
+    if callable(keep):
+        return lambda n_free, n_unc: min(n_free - 1, int(keep(n_free, n_unc)))
+    if isinstance(keep, float) and not isinstance(keep, bool):
+        if not 0.0 < keep < 1.0:
+            raise ValueError(f"`keep` as a float must lie in (0, 1); got keep={keep}.")
+        return lambda n_free, n_unc: min(n_free - 1, n_unc + int(keep * (n_free - n_unc)))
+    count = val.check_int(keep, name="keep", low=1)
+    return lambda n_free, n_unc: min(n_free - 1, count)
+
+
+
+CAP = 0.55

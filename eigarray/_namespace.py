@@ -1,0 +1,171 @@
+"""Array namespaces, devices, dtypes and DLPack hops.
+
+This is the only module of eigarray that imports ``array_api_compat``.  It
+answers, for any input array, which namespace (``xp``) and device it lives on,
+which floating dtype a solver works in, what the machine epsilon of that dtype
+is, and how to hand the data to a Numba (host) or CUDA (device) kernel without
+copying it.  Optional frameworks are recognised through array-api-compat's
+``is_*_array`` checks, which look in ``sys.modules`` and never import anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat as _compat
+import numpy as np
+
+is_numpy_array = _compat.is_numpy_array
+is_cupy_array = _compat.is_cupy_array
+is_torch_array = _compat.is_torch_array
+is_jax_array = _compat.is_jax_array
+is_dask_array = _compat.is_dask_array
+is_array_api_obj = _compat.is_array_api_obj
+device = _compat.device
+to_device = _compat.to_device
+is_numpy_namespace = _compat.is_numpy_namespace
+is_cupy_namespace = _compat.is_cupy_namespace
+is_torch_namespace = _compat.is_torch_namespace
+is_jax_namespace = _compat.is_jax_namespace
+is_dask_namespace = _compat.is_dask_namespace
+is_array_api_strict_namespace = _compat.is_array_api_strict_namespace
+
+__all__ = [
+    "array_namespace",
+    "numpy_namespace",
+    "working_dtype",
+    "real_dtype",
+    "is_complex",
+    "eps",
+    "to_host_numpy",
+    "from_host_numpy",
+    "as_numpy_view",
+    "host_rng",
+]
+
+
+def array_namespace(*arrays: Any) -> Any:
+    """Return the (array-api-compat wrapped) namespace shared by ``arrays``."""
+    return _compat.array_namespace(*arrays)
+
+
+def numpy_namespace() -> Any:
+    """The array-api-compat NumPy namespace."""
+    import array_api_compat.numpy as xnp
+
+    return xnp
+
+
+def is_complex(xp: Any, dtype: Any) -> bool:
+    """True when ``dtype`` is a complex floating dtype of ``xp``."""
+    return xp.isdtype(dtype, "complex floating")
+
+
+def real_dtype(xp: Any, dtype: Any) -> Any:
+    """The real floating dtype of the same precision as ``dtype``."""
+    if dtype == xp.complex64:
+        return xp.float32
+    if dtype == xp.complex128:
+        return xp.float64
+    return dtype
+
+
+def working_dtype(xp: Any, dtype: Any, *, name: str = "A") -> Any:
+    """The floating dtype a solver works in for an input of ``dtype``.
+
+    Booleans and integers promote to float64 (as ``numpy.linalg`` does),
+    float16 and bfloat16 promote to float32 (no solver keeps half precision
+    accurate), float32/float64/complex64/complex128 are kept.
+
+    Raises
+    ------
+    TypeError
+        For any other dtype (strings, objects, ...), naming the argument.
+    """
+    for keep in ("float32", "float64", "complex64", "complex128"):
+        if dtype == getattr(xp, keep, None):
+            return dtype
+    try:
+        if xp.isdtype(dtype, ("bool", "integral")):
+            return xp.float64
+        if xp.isdtype(dtype, "real floating"):  # float16, bfloat16
+            return xp.float32
+    except (TypeError, ValueError):
+        pass
+    raise TypeError(
+        f"`{name}` must have a real or complex floating, integer or boolean "
+        f"dtype; got dtype={dtype}."
+    )
+
+
+def eps(xp: Any, dtype: Any) -> float:
+    """Machine epsilon (unit roundoff times two) of ``dtype``."""
+    return float(xp.finfo(real_dtype(xp, dtype)).eps)
+
+
+def to_host_numpy(x: Any) -> np.ndarray:
+    """A NumPy copy or view of ``x`` on the host (synchronises for GPU input)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if is_cupy_array(x):
+        return x.get()
+    if is_torch_array(x):
+        return x.detach().cpu().resolve_conj().numpy()
+    if is_dask_array(x):
+        return np.asarray(x.compute())
+    try:
+        return np.from_dlpack(x)
+    except (BufferError, TypeError, RuntimeError, AttributeError):
+        return np.asarray(x)
+
+
+def from_host_numpy(a: np.ndarray, xp: Any, like: Any = None) -> Any:
+    """Move a host NumPy array into namespace ``xp`` on the device of ``like``."""
+    if is_numpy_namespace(xp):
+        return a
+    dev = device(like) if like is not None else None
+    if is_torch_namespace(xp):
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(a))
+        return t if dev is None else t.to(dev)
+    out = xp.asarray(a)
+    if dev is not None and device(out) != dev:
+        out = to_device(out, dev)
+    return out
+
+
+def as_numpy_view(x: Any) -> np.ndarray | None:
+    """Zero-copy NumPy view of a host array of any DLPack-capable namespace.
+
+    Returns None when ``x`` does not live in host memory (a GPU tensor) or
+    cannot be viewed without copying.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if is_torch_array(x):
+        if x.device.type != "cpu" or x.requires_grad:
+            return None
+        return x.resolve_conj().numpy()
+    try:
+        return np.from_dlpack(x)
+    except (BufferError, TypeError, RuntimeError, AttributeError):
+        return None
+
+
+def host_rng(rng: Any, *, name: str = "rng") -> np.random.Generator:
+    """Normalise ``rng`` (None, int or ``numpy.random.Generator``)."""
+    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, np.random.RandomState):
+        return np.random.default_rng(rng.randint(0, 2**31 - 1))
+    raise TypeError(
+        f"`{name}` must be None, an int or a numpy.random.Generator; got {rng!r}."
+    )
+
+
+def norm2(xp: Any, x: Any) -> Any:
+    """Euclidean norm of a vector (0-d array, no host sync)."""
+    return xp.linalg.vector_norm(x)

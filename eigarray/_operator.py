@@ -1,0 +1,303 @@
+"""The linear-operator protocol every solver consumes.
+
+:func:`aslinearoperator` adapts dense arrays of any supported namespace, scipy
+and cupyx sparse matrices, torch sparse tensors, scipy ``LinearOperator``\\ s,
+duck-typed operators (``shape``, ``dtype``, ``matvec`` and optionally
+``matmat``, ``rmatvec``, ``rmatmat``) and plain callables to one small
+interface: :class:`LinearOperator`.  Its products are counted (``n_matvec``
+counts every column a product is applied to), and it knows the namespace
+(``xp``) and device its vectors live in.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import numpy as np
+
+from . import _namespace as ns
+from ._dispatch import csr_product
+
+__all__ = ["LinearOperator", "aslinearoperator"]
+
+
+class LinearOperator:
+    """A linear map with counted products, in a known array namespace.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(m, n)``.
+    dtype
+        Dtype of ``xp`` the products are computed in.
+    xp : namespace or None
+        Array namespace of the vectors the operator takes and returns; None
+        for an operator not yet bound to one (see :meth:`bind`).
+    matvec : callable
+        ``x (n,) -> A x (m,)``.
+    matmat, rmatvec, rmatmat : callable, optional
+        ``X (n, p) -> A X``, ``y (m,) -> Aᴴ y`` and ``Y (m, p) -> Aᴴ Y``.
+        A missing ``matmat`` is served column by column.
+    device : optional
+        Device of the vectors (``None``: the namespace's default).
+
+    Attributes
+    ----------
+    n_matvec : int
+        Products applied so far (one per column).
+    n_rmatvec : int
+        Adjoint products applied so far (one per column).
+    """
+
+    def __init__(self, shape: tuple[int, int], dtype: Any, xp: Any, *, matvec: Callable,
+                 matmat: Callable | None = None, rmatvec: Callable | None = None,
+                 rmatmat: Callable | None = None, device: Any = None):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = dtype
+        self.xp = xp
+        self.device = device
+        self._matvec = matvec
+        self._matmat = matmat
+        self._rmatvec = rmatvec
+        self._rmatmat = rmatmat
+        self.n_matvec = 0
+        self.n_rmatvec = 0
+
+    def bind(self, xp: Any) -> LinearOperator:
+        """This operator with its vectors in namespace ``xp``.
+
+        Operators built from callables or duck-typed objects without an
+        explicit namespace take any; a solver binds them to the namespace of
+        its starting vector (NumPy by default).  Bound operators return
+        themselves.
+        """
+        if self.xp is not None:
+            return self
+        dtype = _dtype_in(xp, self.dtype, name="A")
+        op = LinearOperator(self.shape, dtype, xp, matvec=self._matvec, matmat=self._matmat,
+                            rmatvec=self._rmatvec, rmatmat=self._rmatmat, device=self.device)
+        op.n_matvec, op.n_rmatvec = self.n_matvec, self.n_rmatvec
+        return op
+
+    @property
+    def has_adjoint(self) -> bool:
+        return self._rmatvec is not None or self._rmatmat is not None
+
+    def matvec(self, x: Any) -> Any:
+        self.n_matvec += 1
+        y = self._matvec(x)
+        if tuple(y.shape) != (self.shape[0],):
+            raise ValueError(
+                f"the operator `A` of shape {self.shape} returned a vector of shape "
+                f"{tuple(y.shape)} from a vector of shape {tuple(x.shape)}; expected "
+                f"({self.shape[0]},).")
+        return y
+
+    def matmat(self, X: Any) -> Any:
+        self.n_matvec += X.shape[1]
+        if self._matmat is not None:
+            return self._matmat(X)
+        xp = self.xp
+        return xp.stack([self._matvec(X[:, j]) for j in range(X.shape[1])], axis=1)
+
+    def rmatvec(self, y: Any) -> Any:
+        if self._rmatvec is None:
+            if self._rmatmat is None:
+                raise TypeError("this operator has no adjoint product (`rmatvec`/`rmatmat`).")
+            self.n_rmatvec += 1
+            return self._rmatmat(y[:, None])[:, 0]
+        self.n_rmatvec += 1
+        return self._rmatvec(y)
+
+    def rmatmat(self, Y: Any) -> Any:
+        if self._rmatmat is None:
+            if self._rmatvec is None:
+                raise TypeError("this operator has no adjoint product (`rmatvec`/`rmatmat`).")
+            self.n_rmatvec += Y.shape[1]
+            return self.xp.stack([self._rmatvec(Y[:, j]) for j in range(Y.shape[1])], axis=1)
+        self.n_rmatvec += Y.shape[1]
+        return self._rmatmat(Y)
+
+    def __repr__(self) -> str:
+        return (f"<{self.shape[0]}x{self.shape[1]} eigarray.LinearOperator "
+                f"dtype={self.dtype} namespace={getattr(self.xp, '__name__', self.xp)}>")
+
+
+def _dtype_in(xp: Any, dtype: Any, *, name: str) -> Any:
+    """Translate a (possibly NumPy) ``dtype`` into namespace ``xp``'s dtype."""
+    if ns.is_numpy_namespace(xp):
+        return np.dtype(dtype)
+    try:
+        np_name = np.dtype(dtype).name
+    except TypeError:
+        return dtype
+    out = getattr(xp, np_name, None)
+    if out is None:
+        raise TypeError(f"`{name}` has dtype {dtype}, which the namespace {xp.__name__} lacks.")
+    return out
+
+
+def _is_scipy_sparse(A: Any) -> bool:
+    if "scipy.sparse" not in sys.modules:
+        return False
+    return sys.modules["scipy.sparse"].issparse(A)
+
+
+def _is_cupyx_sparse(A: Any) -> bool:
+    mod = sys.modules.get("cupyx.scipy.sparse")
+    return mod is not None and mod.issparse(A)
+
+
+def _is_torch_sparse(A: Any) -> bool:
+    if not ns.is_torch_array(A):
+        return False
+    import torch
+
+    return A.layout != torch.strided
+
+
+def _dense_operator(A: Any, *, name: str, check_finite: bool) -> LinearOperator:
+    xp = ns.array_namespace(A)
+    if A.ndim != 2:
+        raise ValueError(f"`{name}` must be a 2-D array; got an array of shape {tuple(A.shape)}.")
+    dtype = ns.working_dtype(xp, A.dtype, name=name)
+    if dtype != A.dtype:
+        A = xp.astype(A, dtype)
+    if check_finite and not ns.is_dask_array(A):
+        if not bool(xp.all(xp.isfinite(A))):
+            raise ValueError(f"`{name}` must not contain NaN or Inf.")
+    cplx = ns.is_complex(xp, dtype)
+
+    def rmatvec(y):
+        return xp.conj(xp.conj(y) @ A) if cplx else y @ A
+
+    def rmatmat(Y):
+        return xp.conj(A).T @ Y if cplx else A.T @ Y
+
+    return LinearOperator(tuple(A.shape), dtype, xp, matvec=lambda x: A @ x,
+                          matmat=lambda X: A @ X, rmatvec=rmatvec, rmatmat=rmatmat,
+                          device=ns.device(A))
+
+
+def _scipy_sparse_operator(A: Any, *, name: str, check_finite: bool) -> LinearOperator:
+    xp = ns.numpy_namespace()
+    if A.ndim != 2:
+        raise ValueError(f"`{name}` must be 2-D; got shape {A.shape}.")
+    dtype = ns.working_dtype(xp, A.dtype, name=name)
+    C = A if A.format == "csr" else A.tocsr()
+    data = C.data if C.data.dtype == dtype else C.data.astype(dtype)
+    if check_finite and not np.all(np.isfinite(data)):
+        raise ValueError(f"`{name}` must not contain NaN or Inf.")
+    indptr, indices = C.indptr, C.indices
+    n_rows = C.shape[0]
+    AT = None
+
+    def matvec(x):
+        return csr_product(indptr, indices, data, x, n_rows)
+
+    def rmatmat(Y):
+        nonlocal AT
+        if AT is None:
+            AT = C.T.conj().tocsr() if ns.is_complex(xp, dtype) else C.T.tocsr()
+            if AT.data.dtype != dtype:
+                AT.data = AT.data.astype(dtype)
+        return csr_product(AT.indptr, AT.indices, AT.data, Y, C.shape[1])
+
+    return LinearOperator(C.shape, dtype, xp, matvec=matvec, matmat=matvec,
+                          rmatvec=rmatmat, rmatmat=rmatmat, device="cpu")
+
+
+def _product_operator(A: Any, xp: Any, *, name: str) -> LinearOperator:
+    """cupyx sparse matrices and torch sparse tensors: their own ``@``."""
+    dtype = ns.working_dtype(xp, A.dtype, name=name)
+    if dtype != A.dtype:
+        A = A.astype(dtype) if not ns.is_torch_namespace(xp) else A.to(dtype)
+    cplx = ns.is_complex(xp, dtype)
+    if ns.is_torch_namespace(xp):
+        AH = A.t().conj() if cplx else A.t()
+        dev = A.device
+    else:
+        AH = A.T.conj() if cplx else A.T
+        dev = ns.device(A.data) if hasattr(A, "data") else None
+
+    def matvec(x):
+        return A @ x
+
+    def rmatvec(y):
+        return AH @ y
+
+    return LinearOperator(tuple(A.shape), dtype, xp, matvec=matvec, matmat=matvec,
+                          rmatvec=rmatvec, rmatmat=rmatvec, device=dev)
+
+
+def _duck_operator(A: Any, *, shape: Any, dtype: Any, xp: Any, name: str) -> LinearOperator:
+    if dtype is None:
+        dtype = getattr(A, "dtype", None)
+    dtype = np.dtype(np.float64 if dtype is None else dtype) if xp is None else dtype
+    if xp is not None:
+        dtype = ns.working_dtype(xp, _dtype_in(xp, dtype, name=name), name=name)
+    else:
+        dtype = ns.working_dtype(ns.numpy_namespace(), dtype, name=name)
+    if callable(A) and not hasattr(A, "matvec"):
+        if shape is None:
+            raise ValueError(f"`{name}` is a plain callable: pass its `shape` as well.")
+        return LinearOperator(shape, dtype, xp, matvec=A)
+    shape = getattr(A, "shape", None) if shape is None else shape
+    if shape is None or len(shape) != 2:
+        raise ValueError(f"`{name}` must have a 2-D `shape`; got shape={shape}.")
+    return LinearOperator(
+        shape, dtype, xp, matvec=A.matvec, matmat=getattr(A, "matmat", None),
+        rmatvec=getattr(A, "rmatvec", None), rmatmat=getattr(A, "rmatmat", None))
+
+
+def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any = None,
+                     xp: Any = None, name: str = "A", check_finite: bool = True) -> LinearOperator:
+    """Adapt ``A`` to eigarray's :class:`LinearOperator`.
+
+    Parameters
+    ----------
+    A : array, sparse matrix, operator or callable
+        A dense array of any supported namespace (NumPy, CuPy, torch, JAX,
+        Dask, array-api-strict), a scipy or cupyx sparse matrix or array, a
+        torch sparse tensor, a ``scipy.sparse.linalg.LinearOperator``, any
+        object with ``shape``, ``dtype`` and ``matvec`` (optionally ``matmat``,
+        ``rmatvec``, ``rmatmat``), or a plain callable ``x -> A x``.
+    shape : tuple of int, optional
+        Required for a plain callable; overrides ``A.shape`` otherwise.
+    dtype : optional
+        Dtype of a callable or duck operator (default: its ``dtype`` or float64).
+    xp : namespace, optional
+        Array namespace of the vectors a callable or duck operator takes.
+        Arrays and sparse matrices carry their own; a callable or duck
+        operator without one is bound by the solver to the namespace of its
+        starting vector (``v0``), else NumPy (see :meth:`LinearOperator.bind`).
+    name : str, default="A"
+        Name of the argument in error messages.
+    check_finite : bool, default=True
+        Refuse dense or sparse input holding NaN or Inf (one pass over the data).
+
+    Returns
+    -------
+    LinearOperator
+        ``A`` itself when it already is one.
+    """
+    if isinstance(A, LinearOperator):
+        return A
+    if _is_scipy_sparse(A):
+        return _scipy_sparse_operator(A, name=name, check_finite=check_finite)
+    if _is_cupyx_sparse(A):
+        import cupy
+
+        return _product_operator(A, ns.array_namespace(cupy.empty(0)), name=name)
+    if _is_torch_sparse(A):
+        return _product_operator(A, ns.array_namespace(A.values()), name=name)
+    if ns.is_array_api_obj(A) and not hasattr(A, "matvec"):
+        return _dense_operator(A, name=name, check_finite=check_finite)
+    if isinstance(A, (list, tuple)):
+        raise TypeError(f"`{name}` must be an array, a sparse matrix or an operator; "
+                        f"got {type(A).__name__}. Convert it with numpy.asarray first.")
+    if hasattr(A, "matvec") or callable(A):
+        return _duck_operator(A, shape=shape, dtype=dtype, xp=xp, name=name)
+    raise TypeError(f"`{name}` must be an array, a sparse matrix, an object with `shape`, "
+                    f"`dtype` and `matvec`, or a callable; got {type(A).__name__}.")

@@ -1,0 +1,1 @@
+"""Numba (CPU) and numba-cuda (GPU) kernels; they import nothing of eigarray."""

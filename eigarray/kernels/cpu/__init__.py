@@ -1,0 +1,1 @@
+"""Numba CPU kernels: preallocated outputs, no validation, ``cache=True``."""

@@ -1,0 +1,111 @@
+"""One backend fixture for the whole suite.
+
+Backends are selected with ``EIGARRAY_TEST_BACKENDS`` (comma-separated names
+of :class:`Backend`; default: every one installed).  Test data is drawn on the
+host from seeded NumPy generators and moved to the backend with
+:func:`to_backend`, so every backend sees the same matrix.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+
+import numpy as np
+import pytest
+
+
+class Backend(enum.Enum):
+    NUMPY = "numpy"
+    NUMPY_READONLY = "numpy_readonly"
+    ARRAY_API_STRICT = "array_api_strict"
+    TORCH = "torch"
+    JAX = "jax"
+    CUPY = "cupy"
+
+    @property
+    def module(self) -> str:
+        return {"numpy_readonly": "numpy"}.get(self.value, self.value)
+
+
+def _available(b: Backend) -> bool:
+    if b is Backend.CUPY:
+        try:
+            import cupy
+
+            return cupy.cuda.runtime.getDeviceCount() > 0
+        except Exception:
+            return False
+    try:
+        __import__(b.module)
+    except ImportError:
+        return False
+    return True
+
+
+def _selected() -> list[Backend]:
+    names = os.environ.get("EIGARRAY_TEST_BACKENDS")
+    if names:
+        return [Backend(name.strip()) for name in names.split(",") if name.strip()]
+    return list(Backend)
+
+
+def _param(b: Backend):
+    marks = [] if _available(b) else [pytest.mark.skip(reason=f"{b.value} is not available")]
+    return pytest.param(b, id=b.value, marks=marks)
+
+
+@pytest.fixture(params=[_param(b) for b in _selected()])
+def backend(request) -> Backend:
+    b = request.param
+    if b is Backend.JAX:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    return b
+
+
+def to_backend(a: np.ndarray, backend: Backend):
+    """Move host array ``a`` to ``backend`` (same values, same dtype)."""
+    a = np.array(a, copy=True)
+    if backend is Backend.NUMPY:
+        return a
+    if backend is Backend.NUMPY_READONLY:
+        a.setflags(write=False)
+        return a
+    if backend is Backend.ARRAY_API_STRICT:
+        import array_api_strict
+
+        return array_api_strict.asarray(a)
+    if backend is Backend.TORCH:
+        import torch
+
+        return torch.from_numpy(a)
+    if backend is Backend.JAX:
+        import jax.numpy as jnp
+
+        return jnp.asarray(a)
+    if backend is Backend.CUPY:
+        import cupy
+
+        return cupy.asarray(a)
+    raise AssertionError(backend)
+
+
+def is_backend_array(x, backend: Backend) -> bool:
+    """Whether ``x`` is an array of ``backend``'s own type."""
+    import array_api_compat as compat
+
+    return {
+        Backend.NUMPY: compat.is_numpy_array,
+        Backend.NUMPY_READONLY: compat.is_numpy_array,
+        Backend.ARRAY_API_STRICT: lambda y: type(y).__module__.startswith("array_api_strict"),
+        Backend.TORCH: compat.is_torch_array,
+        Backend.JAX: compat.is_jax_array,
+        Backend.CUPY: compat.is_cupy_array,
+    }[backend](x)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20261123)

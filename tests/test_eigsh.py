@@ -1,0 +1,295 @@
+"""Contract battery of eigsh / lanczos: spectra, ratios, namespaces, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import Backend, is_backend_array, to_backend
+
+import eigarray
+from eigarray import testing
+
+DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
+
+
+def random_hermitian(n, dtype, rng):
+    X = rng.standard_normal((n, n))
+    if np.issubdtype(dtype, np.complexfloating):
+        X = X + 1j * rng.standard_normal((n, n))
+    return ((X + X.conj().T) / 2).astype(dtype)
+
+
+def reference(A, k, which):
+    ev = np.linalg.eigvalsh(A.astype(np.complex128))
+    if which == "LA":
+        return ev[-k:]
+    if which == "SA":
+        return ev[:k]
+    if which == "LM":
+        return np.sort(ev[np.argsort(-np.abs(ev), kind="stable")[:k]])
+    return np.sort(np.r_[ev[: k // 2], ev[len(ev) - (k + 1) // 2:]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("which", ["LM", "LA", "SA", "BE"])
+def test_which_matches_lapack(backend, which, dtype, rng):
+    A = random_hermitian(60, dtype, rng)
+    Ab = to_backend(A, backend)
+    w, V = eigarray.eigsh(Ab, k=5, which=which, rng=1)
+    assert is_backend_array(w, backend) and is_backend_array(V, backend)
+    assert tuple(V.shape) == (60, 5)
+    testing.assert_eigenpairs(A, w, V, exact=reference(A, 5, which))
+    np.testing.assert_array_equal(testing._host(Ab), A)   # input untouched
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_laplacian_2d_dense_every_backend(backend, dtype):
+    A, exact = testing.laplacian_2d(11, 9, anisotropy=0.7, dense=True)
+    A = A.astype(dtype)
+    for which, ref in (("LA", exact[-6:]), ("SA", exact[:6])):
+        w, V = eigarray.eigsh(to_backend(A, backend), k=6, which=which, rng=0)
+        testing.assert_eigenpairs(A, w, V, exact=ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_laplacian_2d_sparse_multiplicity_two(dtype):
+    # Square grid: the top eigenvalues come in pairs; every copy must be found.
+    A, exact = testing.laplacian_2d(40, 40)
+    A = A.astype(dtype)
+    res = eigarray.eigsh(A, k=10, which="LA", rng=3)
+    testing.assert_eigenpairs(A, res.eigenvalues, res.eigenvectors, exact=exact[-10:])
+    assert res.info.all_converged
+    assert np.min(np.diff(exact[-10:])) < 1e-12   # the test does have double eigenvalues
+
+
+def test_laplacian_3d_sparse():
+    A, exact = testing.laplacian_3d(14, 12, 10)
+    for which, ref in (("SA", exact[:8]), ("LA", exact[-8:])):
+        w, V = eigarray.eigsh(A, k=8, which=which, rng=0)
+        testing.assert_eigenpairs(A, w, V, exact=ref)
+
+
+def test_laplacian_3d_cube_multiplicity_three():
+    # Cube: the second eigenvalue has multiplicity 3 (index permutations).
+    A, exact = testing.laplacian_3d(9, 9, 9)
+    w, V = eigarray.eigsh(A, k=4, which="SA", rng=0)
+    testing.assert_eigenpairs(A, w, V, exact=exact[:4])
+    assert np.ptp(exact[1:4]) < 1e-12
+
+
+def test_invariant_subspace_restart_finds_all_copies(rng):
+    # Three distinct eigenvalues of high multiplicity: the Krylov space from
+    # one vector is 3-dimensional, and only random restarts reveal the copies.
+    lam = np.repeat([1.0, 2.0, 5.0], [20, 20, 20])
+    A, _ = testing.matrix_with_spectrum(lam, rng=rng)
+    res = eigarray.eigsh(A, k=6, which="LA", rng=0)
+    testing.assert_eigenpairs(A, res.eigenvalues, res.eigenvectors, exact=np.full(6, 5.0))
+
+
+def test_clustered_eigenvalues(rng):
+    lam = np.r_[np.linspace(0, 1, 190), 2 + 1e-10 * np.arange(10)]
+    A, _ = testing.matrix_with_spectrum(lam, rng=rng)
+    w, V = eigarray.eigsh(A, k=10, which="LA", rng=0)
+    testing.assert_eigenpairs(A, w, V, exact=lam[-10:])
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128],
+                         ids=lambda d: np.dtype(d).name)
+def test_scipy_sparse_formats(fmt, dtype, rng):
+    import scipy.sparse as sp
+
+    A = sp.random_array((300, 300), density=0.03, rng=rng, format="csr")
+    if np.issubdtype(dtype, np.complexfloating):
+        A = A + 1j * sp.random_array((300, 300), density=0.03, rng=rng, format="csr")
+    A = ((A + A.conj().T) / 2).astype(dtype).asformat(fmt)
+    w, V = eigarray.eigsh(A, k=4, which="LM", rng=0)
+    testing.assert_eigenpairs(A, w, V, exact=reference(A.toarray(), 4, "LM"))
+
+
+def test_operator_kinds_agree(rng):
+    import scipy.sparse.linalg as sla
+
+    A = random_hermitian(80, np.float64, rng)
+    exact = reference(A, 4, "LA")
+
+    class Duck:
+        shape = (80, 80)
+        dtype = np.dtype(np.float64)
+
+        def matvec(self, x):
+            return A @ x
+
+    for op in (sla.aslinearoperator(A), Duck(), eigarray.aslinearoperator(A)):
+        w, V = eigarray.eigsh(op, k=4, which="LA", rng=0)
+        testing.assert_eigenpairs(A, w, V, exact=exact)
+    w, V = eigarray.eigsh(eigarray.aslinearoperator(lambda x: A @ x, shape=(80, 80)), k=4,
+                          which="LA", rng=0)
+    testing.assert_eigenpairs(A, w, V, exact=exact)
+
+
+def test_callable_operator_takes_namespace_of_v0(rng):
+    torch = pytest.importorskip("torch")
+    A = random_hermitian(50, np.float64, rng)
+    At = torch.from_numpy(A)
+    op = eigarray.aslinearoperator(lambda x: At @ x, shape=(50, 50))
+    w, V = eigarray.eigsh(op, k=3, which="LA", v0=torch.ones(50, dtype=torch.float64))
+    assert isinstance(w, torch.Tensor) and isinstance(V, torch.Tensor)
+    testing.assert_eigenpairs(A, w, V, exact=reference(A, 3, "LA"))
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_torch_sparse_tensor(rng):
+    torch = pytest.importorskip("torch")
+    A, exact = testing.laplacian_2d(15, 13, anisotropy=0.7)
+    coo = A.tocoo()
+    T = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, coo.shape,
+                                check_invariants=True).coalesce()
+    w, V = eigarray.eigsh(T.to_sparse_csr(), k=5, which="LA", rng=0)
+    assert isinstance(w, torch.Tensor)
+    testing.assert_eigenpairs(A, w, V, exact=exact[-5:])
+
+
+def test_result_carries_true_residuals_and_history(rng):
+    A = random_hermitian(100, np.float64, rng)
+    seen = []
+    res = eigarray.eigsh(A, k=4, which="LA", ncv=12, rng=0, callback=seen.append)
+    w, V = res
+    true = np.linalg.norm(A @ V - V * w, axis=0)
+    np.testing.assert_allclose(res.info.residual_norms, true, rtol=1e-6, atol=1e-13)
+    assert res.info.converged.shape == (4,) and res.info.all_converged
+    hist = res.info.history
+    assert hist["ritz_values"].shape == (res.info.n_iter, 4)
+    assert hist["residual_estimates"].shape == (res.info.n_iter, 4)
+    assert np.all(np.diff(hist["n_matvec"]) > 0)
+    assert len(seen) == res.info.n_iter and isinstance(seen[-1], eigarray.LanczosState)
+    assert res.info.n_matvec == hist["n_matvec"][-1] + 4   # + the residual check
+
+
+def test_return_eigenvectors_false_returns_values(rng):
+    A = random_hermitian(60, np.float64, rng)
+    w = eigarray.eigsh(A, k=3, which="SA", return_eigenvectors=False, rng=0)
+    np.testing.assert_allclose(w, reference(A, 3, "SA"), rtol=0, atol=1e-12)
+
+
+def test_nonconvergence_warns_and_raises(rng):
+    A, _ = testing.laplacian_2d(60, 60, anisotropy=0.7)
+    with pytest.warns(eigarray.ConvergenceWarning, match="did not converge"):
+        res = eigarray.eigsh(A, k=6, which="LA", ncv=12, maxiter=2, rng=0)
+    assert not res.info.all_converged and res.eigenvalues.shape == (6,)
+    with pytest.raises(eigarray.NoConvergence) as err:
+        eigarray.eigsh(A, k=6, which="LA", ncv=12, maxiter=2, rng=0, on_nonconvergence="raise")
+    assert err.value.eigenvalues.shape == (6,)
+    assert not err.value.result.info.all_converged
+
+
+def test_callback_can_stop(rng):
+    A, _ = testing.laplacian_2d(30, 30)
+    with pytest.warns(eigarray.ConvergenceWarning):
+        res = eigarray.eigsh(A, k=6, which="LA", ncv=14, rng=0, callback=lambda s: True)
+    assert res.info.n_iter == 1
+
+
+def test_v0_and_rng_reproducible(rng):
+    A = random_hermitian(70, np.float64, rng)
+    a = eigarray.eigsh(A, k=3, which="LA", rng=5)
+    b = eigarray.eigsh(A, k=3, which="LA", rng=5)
+    assert a.info.n_matvec == b.info.n_matvec
+    np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+    v0 = np.ones(70)
+    c = eigarray.eigsh(A, k=3, which="LA", v0=v0)
+    np.testing.assert_array_equal(v0, np.ones(70))
+    testing.assert_eigenpairs(A, c.eigenvalues, c.eigenvectors, exact=reference(A, 3, "LA"))
+
+
+def test_lanczos_keep_policies(rng):
+    A, exact = testing.laplacian_2d(20, 17, anisotropy=0.7)
+    for keep in (None, 0.3, 8, lambda n_free, n_unc: n_unc + 2):
+        w, V = eigarray.lanczos(A, 5, which="LA", ncv=16, keep=keep, rng=0)
+        testing.assert_eigenpairs(A, w, V, exact=exact[-5:])
+    with pytest.raises(ValueError, match="`keep`"):
+        eigarray.lanczos(A, 5, keep=1.5)
+
+
+def test_integer_input_promotes(rng):
+    A = rng.integers(-5, 5, (40, 40))
+    A = A + A.T
+    w, V = eigarray.eigsh(A, k=3, which="LA", rng=0)
+    assert w.dtype == np.float64
+    testing.assert_eigenpairs(A.astype(float), w, V, exact=reference(A.astype(float), 3, "LA"))
+
+
+class TestBadInput:
+    def test_non_square(self):
+        with pytest.raises(ValueError, match="`A` must be square"):
+            eigarray.eigsh(np.ones((5, 6)), k=2)
+
+    def test_not_2d(self):
+        with pytest.raises(ValueError, match="`A` must be a 2-D"):
+            eigarray.eigsh(np.ones(5), k=2)
+
+    @pytest.mark.parametrize("k", [0, -1, 10, 11])
+    def test_k_out_of_range(self, k):
+        with pytest.raises(ValueError, match=r"`k` must be an integer with 0 < k < n = 10"):
+            eigarray.eigsh(np.eye(10), k=k)
+
+    def test_k_not_integer(self):
+        with pytest.raises(TypeError, match="`k` must be an integer"):
+            eigarray.eigsh(np.eye(10), k=2.5)
+
+    def test_unknown_which(self):
+        with pytest.raises(ValueError, match="`which` must be one of"):
+            eigarray.eigsh(np.eye(10), k=2, which="XX")
+
+    @pytest.mark.parametrize("bad", [np.nan, np.inf])
+    def test_non_finite(self, bad, backend):
+        A = np.eye(10)
+        A[3, 4] = bad
+        with pytest.raises(ValueError, match="`A` must not contain NaN or Inf"):
+            eigarray.eigsh(to_backend(A, backend), k=2)
+
+    def test_non_finite_sparse(self):
+        import scipy.sparse as sp
+
+        A = sp.csr_array(np.diag([1.0, np.nan, 2.0, 3.0]))
+        with pytest.raises(ValueError, match="`A` must not contain NaN or Inf"):
+            eigarray.eigsh(A, k=2)
+
+    def test_v0_shape(self):
+        with pytest.raises(ValueError, match=r"`v0` must have shape \(10,\)"):
+            eigarray.eigsh(np.eye(10), k=2, v0=np.ones(9))
+
+    def test_v0_zero(self):
+        with pytest.raises(ValueError, match="`v0` must not be the zero vector"):
+            eigarray.eigsh(np.eye(10), k=2, v0=np.zeros(10))
+
+    def test_operator_shape_mismatch(self):
+        op = eigarray.aslinearoperator(lambda x: np.ones(7), shape=(10, 10))
+        with pytest.raises(ValueError, match=r"returned a vector of shape \(7,\)"):
+            eigarray.eigsh(op, k=2)
+
+    def test_callable_needs_shape(self):
+        with pytest.raises(ValueError, match="pass its `shape`"):
+            eigarray.eigsh(lambda x: x, k=2)
+
+    def test_ncv(self):
+        with pytest.raises(ValueError, match="`ncv` must be an integer with k < ncv <= n"):
+            eigarray.eigsh(np.eye(10), k=3, ncv=3)
+
+    def test_tol_and_maxiter(self):
+        with pytest.raises(ValueError, match="`tol`"):
+            eigarray.eigsh(np.eye(10), k=3, tol=-1)
+        with pytest.raises(ValueError, match="`maxiter`"):
+            eigarray.eigsh(np.eye(10), k=3, maxiter=0)
+
+    def test_shift_invert_not_implemented(self):
+        with pytest.raises(NotImplementedError, match="sigma"):
+            eigarray.eigsh(np.eye(10), k=3, sigma=0.5)
+
+    def test_unsupported_dtype(self):
+        with pytest.raises(TypeError, match="`A` must have a real or complex floating"):
+            eigarray.eigsh(np.array([["a", "b"], ["c", "d"]]), k=1)
+
+    def test_on_nonconvergence(self):
+        with pytest.raises(ValueError, match="`on_nonconvergence`"):
+            eigarray.eigsh(np.eye(10), k=3, on_nonconvergence="ignore")
