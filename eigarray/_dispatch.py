@@ -20,6 +20,12 @@ def _csr_kernels():
     return csr
 
 
+def _num_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
 def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: Any,
                 n_rows: int) -> np.ndarray:
     """``A @ X`` for a host CSR matrix and a NumPy vector or block ``X``.
@@ -30,9 +36,9 @@ def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: An
     dtype = np.result_type(data.dtype, X.dtype)
     if X.ndim == 1:
         y = np.empty(n_rows, dtype=dtype)
-        kernels.csr_matvec(indptr, indices, data, X, y)
+        kernels.csr_matvec(indptr, indices, data, X, y, _num_threads())
         return y
     X = np.ascontiguousarray(X)
     Y = np.empty((n_rows, X.shape[1]), dtype=dtype)
-    kernels.csr_matmat(indptr, indices, data, X, Y)
+    kernels.csr_matmat(indptr, indices, data, X, Y, _num_threads())
     return Y

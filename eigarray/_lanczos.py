@@ -1,24 +1,28 @@
-"""Thick-restart Lanczos for a few eigenpairs of a Hermitian operator.
+"""Block thick-restart Lanczos for a few eigenpairs of a Hermitian operator.
 
 Algorithm: the thick-restart Lanczos method of Wu & Simon (2000), which for a
-Hermitian operator is the Krylov-Schur method of Stewart (2001).  A basis of
-``ncv`` orthonormal vectors is grown one operator application at a time; each
-new vector is orthogonalised against the whole basis by classical Gram-Schmidt
-applied twice (DGKS criterion) as two matrix-vector products over the basis
-block.  When the basis is full, Rayleigh-Ritz on the small projected matrix
-gives Ritz pairs; converged wanted pairs are *locked* (kept in the basis, their
-coupling to the rest set to zero, never touched again), and the basis is
-restarted with the best ``keep`` Ritz vectors plus the residual direction, in
-one matrix product.  An invariant subspace (a zero residual) is left by a fresh
-random vector orthogonal to the basis, so every copy of a repeated eigenvalue
-can be found.
+Hermitian operator is the Krylov-Schur method of Stewart (2001), in its block
+form.  A basis of orthonormal vectors is grown a block at a time: the
+operator is applied to the ``block_size`` newest vectors (the *frontier*),
+the products are orthogonalised against the whole basis by classical
+Gram-Schmidt repeated under the DGKS criterion, as matrix products over the
+basis block, after a local step that removes the coefficients known by
+symmetry, and orthonormalised among themselves.  When ``ncv`` vectors have
+been multiplied, Rayleigh-Ritz on the small projected matrix gives Ritz pairs
+and, through the frontier, their residual norms.  Converged wanted pairs are
+*locked* (kept in the basis, their coupling to the rest set to zero, never
+touched again), and the basis is restarted with the best Ritz vectors and the
+frontier, in one matrix product.  A block of two starting vectors (the
+default) finds both copies of double eigenvalues, which a single Krylov
+sequence cannot see; a product that falls into the span of the basis (an
+invariant subspace) is replaced by a random vector orthogonal to it.
 
-Storage: the basis is the rows of an ``(ncv + 1, n)`` array in the operator's
-namespace and on its device; the projected matrix (``ncv x ncv``) and the
+Storage: the basis is the rows of an ``(ncv + block_size, n)`` array in the
+operator's namespace and on its device; the projected matrix and the
 Rayleigh-Ritz problem live on the host, in float64 or complex128.
 
-Host synchronisation: once per operator application (the projection
-coefficients and the residual norm), and once per restart (the Ritz
+Host synchronisation: a few times per block of operator applications (the
+projection coefficients and the norms), and once per restart (the Ritz
 coefficients go to the device).
 """
 
@@ -29,7 +33,7 @@ from typing import Any, Callable, NamedTuple
 
 from . import _namespace as ns
 from . import _validate as val
-from ._linalg import combine_rows, orthogonalize, random_vector, set_rows
+from ._linalg import combine_rows, orthonormalize_rows, project_out, random_vector, set_rows
 from ._operator import LinearOperator, aslinearoperator
 from ._result import ConvergenceInfo, EighResult, report_nonconvergence
 
@@ -96,7 +100,20 @@ def _wanted(theta: Any, k: int, which: str) -> Any:
 
 def default_ncv(k: int, n: int) -> int:
     """eigarray's default basis size for ``k`` wanted pairs of an order-``n`` operator."""
-    return min(n, max(2 * k + 1, k + 40, 20))
+    return min(n, max(3 * k, k + 70))
+
+
+# A block of two starting vectors: a single Krylov sequence never sees the
+# second copy of a double eigenvalue (ARPACK's eigsh misses them on a square
+# grid Laplacian); a block of two finds every copy of eigenvalues of
+# multiplicity up to two in exact arithmetic, and higher ones by rounding.
+DEFAULT_BLOCK_SIZE = 2
+
+
+# The adaptive rule may keep at most this fraction of the free basis slots:
+# its rate model trusts the far end of the Ritz spectrum, which is not yet
+# converged, so past this point it overestimates the gain of keeping more.
+_KEEP_MAX_FRACTION = 0.55
 
 
 def default_keep(n_free: int, n_unconverged: int, theta: Any = None, target: int = 0) -> int:
@@ -109,7 +126,8 @@ def default_keep(n_free: int, n_unconverged: int, theta: Any = None, target: int
     whose convergence factor towards ``theta[target]`` behaves like the
     Chebyshev rate ``exp(-2 sqrt(γ_p))`` per step, with the gap ratio
     ``γ_p = (θ_t - θ_{p}) / (θ_{p} - θ_min)``; the rule maximises
-    ``(n_free - p) sqrt(γ_p)``.  Without ``theta`` (modes 'LM' and 'BE') it
+    ``(n_free - p) sqrt(γ_p)`` over ``p <= 0.55 n_free``.  Without ``theta``
+    (modes 'LM' and 'BE') it
     keeps the unconverged wanted vectors plus 40% of the remaining slots.
     """
     hx = ns.numpy_namespace()
@@ -119,7 +137,7 @@ def default_keep(n_free: int, n_unconverged: int, theta: Any = None, target: int
     spread = theta[target] - theta[-1]
     if not spread > 0:
         return min(n_free - 1, fallback)
-    p = hx.arange(target + 1, min(int(CAP * n_free), len(theta) - 1) + 1)
+    p = hx.arange(target + 1, min(int(_KEEP_MAX_FRACTION * n_free), len(theta) - 1) + 1)
     if p.size == 0:
         return min(n_free - 1, fallback)
     gap = (theta[target] - theta[p]) / hx.maximum(theta[p] - theta[-1], spread * 1e-12)
@@ -127,13 +145,24 @@ def default_keep(n_free: int, n_unconverged: int, theta: Any = None, target: int
     return int(p[int(hx.argmax(score))])
 
 
-def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, keep: Callable[[int, int], int],
-          maxiter: int, tol: float, v0: Any, rng: Any, callback: Callable | None,
-          want_vectors: bool) -> EighResult:
+def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
+          keep: Callable[[int, int], int], maxiter: int, tol: float, v0: Any, rng: Any,
+          callback: Callable | None, want_vectors: bool) -> EighResult:
+    """Block thick-restart Lanczos on ``op`` (validated arguments).
+
+    The basis rows ``B[:size]`` split into *processed* rows ``B[:j]``, whose
+    products are known through ``A B[:j]ᵀ = B[:size]ᵀ H[:size, :j]``, and
+    the *frontier* ``B[j:size]`` (``block_size`` rows) not yet multiplied.
+    Processing a row appends its orthogonalised product to the frontier.
+    Rayleigh-Ritz runs on ``H[:j, :j]``; the residual of a Ritz vector
+    ``B[:j]ᵀ s`` is ``B[j:size]ᵀ (H[j:size, :j] s)``, whose norm needs no
+    operator application.  A restart keeps Ritz vectors and the frontier.
+    """
     xp = op.xp
     hx = ns.numpy_namespace()
     n = op.shape[0]
     m = ncv
+    b = block_size
     dtype = op.dtype
     cplx = ns.is_complex(xp, dtype)
     host_dtype = hx.complex128 if cplx else hx.float64
@@ -141,61 +170,66 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, keep: Callable[[i
     tol = max(tol, eps)
     matvec0 = op.n_matvec
 
-    B = xp.zeros((m + 1, n), dtype=dtype, device=op.device)
-    v = v0 if v0 is not None else random_vector(xp, n, dtype, rng, op.device)
-    B = set_rows(B, 0, v / xp.linalg.vector_norm(v))
-    H = hx.zeros((m + 1, m), dtype=host_dtype)
+    B = xp.zeros((m + b, n), dtype=dtype, device=op.device)
+    H = hx.zeros((m + b, m), dtype=host_dtype)
+    V0 = xp.stack([v0 if (i == 0 and v0 is not None) else
+                   random_vector(xp, n, dtype, rng, op.device) for i in range(b)], axis=0)
+    V0, _, _ = orthonormalize_rows(xp, B, 0, V0, _host_norms(xp, V0), cplx=cplx,
+                                   breakdown=0.0, rng=rng)
+    B = set_rows(B, slice(0, b), V0)
+    size = b
 
     locked_theta: list[float] = []   # values of the locked pairs, rows 0..nlock-1 of B
     locked_est: list[float] = []
     nlock = 0
-    j = 0                            # rows of B whose product is already in H
+    j = 0                            # processed rows
     anorm = 0.0
     history: dict[str, list] = {"ritz_values": [], "residual_estimates": [], "n_matvec": []}
     n_iter = 0
     stop_reason = None
+    exhausted = False
 
     while True:
-        # 1. Grow the basis to m vectors (or fewer if the space is exhausted).
-        m_eff = m
-        for jj in range(j, m):
-            v = B[jj, ...]
-            w = op.matvec(v)
-            anorm = max(anorm, float(xp.linalg.vector_norm(w)))
-            # The three-term recurrence first (a local step, O(n)): what is
-            # left for the full Gram-Schmidt pass is then small, so one pass
-            # over the basis usually passes the DGKS test.
-            alpha = xp.vecdot(v, w)
-            w = w - alpha * v
-            if jj > j:
-                w = w - float(H[jj, jj - 1].real) * B[jj - 1, ...]
-            w, h, beta = orthogonalize(xp, B, jj + 1, w, cplx=cplx)
-            h[jj] += complex(alpha) if cplx else float(alpha)
-            if jj > j:
-                h[jj - 1] += H[jj, jj - 1]
-            H[: jj + 1, jj] = h
-            H[:nlock, jj] = 0.0                       # locked pairs are deflated
-            if beta > eps * anorm * math.sqrt(n):
-                H[jj + 1, jj] = beta
-                B = set_rows(B, jj + 1, w / beta)
-                continue
-            # Invariant subspace: continue from a random vector orthogonal to the basis.
-            H[jj + 1, jj] = 0.0
-            if jj + 1 < n:
-                r = random_vector(xp, n, dtype, rng, op.device)
-                norm_r = float(xp.linalg.vector_norm(r))
-                r, _, norm_o = orthogonalize(xp, B, jj + 1, r, cplx=cplx, norm_before=norm_r)
-                if norm_o > 0.5 * norm_r:
-                    B = set_rows(B, jj + 1, r / norm_o)
-                    continue
-            m_eff = jj + 1                           # the whole space is spanned
-            break
-        beta_m = float(H[m_eff, m_eff - 1].real) if m_eff == m else 0.0
+        # 1. Process the frontier, a block of rows at a time, until m rows are.
+        while j < m and j < size and not exhausted:
+            r = min(size - j, m - j)
+            V = B[j:j + r, ...]
+            W = op.matmat(V.T).T if r > 1 else op.matvec(V[0, ...])[None, :]
+            anorm = max(anorm, float(hx.max(_host_norms(xp, W))))
+            # Local step first: the coefficients of A V on the rows processed
+            # before it are known by symmetry (conj(H[j:j+r, :j])), those on V
+            # itself are a small product.  What is left for the Gram-Schmidt
+            # pass over the whole basis is then small, and one pass usually
+            # passes the DGKS test.
+            known = H[j:j + r, :j]
+            nz = hx.nonzero(hx.any(known != 0, axis=0))[0]
+            lo = int(nz[0]) if nz.size else j
+            Ctot = hx.zeros((size, r), dtype=host_dtype)
+            if lo < j:
+                K = hx.conj(known[:, lo:j]) if cplx else known[:, lo:j]
+                W = W - _to_device(xp, K, dtype, B) @ B[lo:j, ...]
+                Ctot[lo:j, :] = K.T
+            D = xp.conj(V @ xp.conj(W).T) if cplx else V @ W.T
+            W = W - D.T @ V
+            Ctot[j:j + r, :] += ns.to_host_numpy(D)
+            W, C, norms = project_out(xp, B, size, W, cplx=cplx)
+            Ctot += C
+            Ctot[:nlock, :] = 0.0                     # locked pairs are deflated
+            Q, R, lost = orthonormalize_rows(xp, B, size, W, norms, cplx=cplx,
+                                             breakdown=eps * anorm * math.sqrt(n), rng=rng)
+            H[:size, j:j + r] = Ctot
+            H[size:size + r, j:j + r] = R
+            B = set_rows(B, slice(size, size + r), Q)
+            j += r
+            size += r - lost
+            exhausted = lost > 0                      # the basis spans the whole space
+        exhausted = exhausted or j < m
 
-        # 2. Rayleigh-Ritz on the active block.
-        Ha = H[nlock:m_eff, nlock:m_eff]
+        # 2. Rayleigh-Ritz on the active processed block; residuals from the frontier.
+        Ha = H[nlock:j, nlock:j]
         theta, S = hx.linalg.eigh((Ha + hx.conj(Ha.T)) / 2)
-        est = beta_m * hx.abs(S[-1, :])
+        G = H[j:size, nlock:j] @ S                     # frontier coefficients of residuals
+        est = hx.linalg.vector_norm(G, axis=0) if G.shape[0] else hx.zeros(theta.shape)
         anorm = max(anorm, float(hx.max(hx.abs(theta))) if theta.size else 0.0,
                     max((abs(t) for t in locked_theta), default=0.0))
         threshold = tol * anorm
@@ -214,7 +248,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, keep: Callable[[i
                                  all_est[wanted][order], int(hx.count_nonzero(done)))
             if callback(state) is True:
                 stop_reason = "callback"
-        if bool(hx.all(done)) or m_eff < m or n_iter >= maxiter or stop_reason:
+        if bool(hx.all(done)) or exhausted or n_iter >= maxiter or stop_reason:
             break
 
         # 3. Lock the converged wanted pairs and choose the Ritz vectors to keep.
@@ -234,22 +268,25 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, keep: Callable[[i
         kept = rest[:n_keep]
         sel = new_lock + kept
         p = len(sel)
+        fw = size - j
 
-        # 4. Thick restart: B[nlock : nlock+p] = Ritz vectors, B[nlock+p] = residual.
+        # 4. Thick restart: Ritz vectors, then the frontier rows, at the front.
         Y = ns.from_host_numpy(hx.asarray(S[:, sel], dtype=host_dtype), xp, like=B)
         Y = xp.astype(Y, dtype) if Y.dtype != dtype else Y
-        B = combine_rows(xp, B, Y, start=nlock, stop=m)
-        B = set_rows(B, nlock + p, B[m, ...])
+        B = combine_rows(xp, B, Y, start=nlock, stop=j)
+        for r_ in range(fw):                          # moves rows forward only
+            B = set_rows(B, nlock + p + r_, B[j + r_, ...])
         H[nlock:, :] = 0.0
-        for r_, i in enumerate(new_lock):
+        for r_, i in enumerate(sel):
             H[nlock + r_, nlock + r_] = theta[i]
+        n_new = len(new_lock)
         for r_, i in enumerate(kept):
-            H[nlock + len(new_lock) + r_, nlock + len(new_lock) + r_] = theta[i]
-            H[nlock + p, nlock + len(new_lock) + r_] = beta_m * S[-1, i]
+            H[nlock + p:nlock + p + fw, nlock + n_new + r_] = G[:, i]
         locked_theta += [float(theta[i]) for i in new_lock]
         locked_est += [float(est[i]) for i in new_lock]
-        nlock += len(new_lock)
+        nlock += n_new
         j = nlock + len(kept)
+        size = j + fw
 
     # 5. The wanted pairs, ascending, with true residuals.
     vals = all_theta[wanted]
@@ -266,20 +303,30 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, keep: Callable[[i
         return EighResult(w_out, None, info=info)
 
     # Ritz vectors as rows: locked ones are basis rows, active ones combinations.
-    Ycols = hx.zeros((m_eff, k), dtype=host_dtype)
-    for c, i in enumerate(idx):
+    Ycols = hx.zeros((j, k), dtype=host_dtype)
+    for c_, i in enumerate(idx):
         i = int(i)
         if i < nlock:
-            Ycols[i, c] = 1.0
+            Ycols[i, c_] = 1.0
         else:
-            Ycols[nlock:m_eff, c] = S[:, i - nlock]
+            Ycols[nlock:j, c_] = S[:, i - nlock]
     Y = ns.from_host_numpy(Ycols, xp, like=B)
     Y = xp.astype(Y, dtype) if Y.dtype != dtype else Y
-    X = (Y.T @ B[:m_eff, ...]).T                     # (n, k), columns are the vectors
+    X = (Y.T @ B[:j, ...]).T                         # (n, k), columns are the vectors
+    del B
     R = op.matmat(X) - X * xp.astype(w_out, dtype)
     res = ns.to_host_numpy(xp.linalg.vector_norm(R, axis=0)).astype(hx.float64)
     info = ConvergenceInfo(converged, res, n_iter, op.n_matvec - matvec0, info_hist)
     return EighResult(w_out, X, info=info)
+
+
+def _host_norms(xp: Any, W: Any) -> Any:
+    return ns.to_host_numpy(xp.linalg.vector_norm(W, axis=-1)).astype("float64")
+
+
+def _to_device(xp: Any, a: Any, dtype: Any, like: Any) -> Any:
+    out = ns.from_host_numpy(ns.numpy_namespace().asarray(a), xp, like=like)
+    return xp.astype(out, dtype) if out.dtype != dtype else out
 
 
 def _prepare(A: Any, k: int, which: str, v0: Any, ncv: Any, maxiter: Any, tol: Any, rng: Any,
@@ -354,7 +401,8 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
         Starting vector (default: random, drawn from ``rng``).  For a plain
         callable operator its namespace is the namespace of the iteration.
     ncv : int, optional
-        Basis size, ``k < ncv <= n``; default ``min(n, max(2k + 1, k + 40, 20))``.
+        Number of basis vectors multiplied between restarts, ``k < ncv <= n``;
+        default ``min(n, max(3k, k + 70))``.
     maxiter : int, optional
         Maximum number of restarts (default ``max(10 n, 1000)``).
     tol : float, default=0
@@ -408,12 +456,15 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
 
     Notes
     -----
-    Cost per operator application: one product with ``A`` plus two
-    matrix-vector products with the ``(j, n)`` basis block for each of one or
-    two Gram-Schmidt passes; per restart one ``(p, ncv) x (ncv, n)`` product.
-    Memory: ``(ncv + 1) n`` working-precision numbers.  Eigenvalues of
-    multiplicity higher than one are found one copy at a time; a random
-    restart vector is drawn whenever the Krylov space becomes invariant.
+    The iteration starts from a block of two vectors (``v0`` and a random
+    one), so both copies of a double eigenvalue are found (ARPACK's single
+    vector misses second copies, e.g. on a square-grid Laplacian); use
+    :func:`lanczos` with ``block_size=1`` for the classical single-vector
+    method.  Cost per operator application: the product with ``A`` plus, for
+    each of one (usually) or two Gram-Schmidt passes, two products with the
+    ``(j, n)`` basis block; per restart one ``(p, ncv) x (ncv, n)`` product.
+    Memory: ``(ncv + 2) n`` numbers of the working precision.  A random
+    vector replaces any product that falls into the span of the basis.
 
     References
     ----------
@@ -435,7 +486,8 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
             "eigsh solves the standard Hermitian problem A x = λ x.")
     op, k, which, v0, ncv, maxiter, tol, rng = _prepare(
         A, k, which, v0, ncv, maxiter, tol, rng, callback, on_nonconvergence)
-    result = _impl(op, k, which=which, ncv=ncv, keep=default_keep, maxiter=maxiter, tol=tol,
+    result = _impl(op, k, which=which, ncv=ncv, block_size=min(DEFAULT_BLOCK_SIZE, ncv - k),
+                   keep=default_keep, maxiter=maxiter, tol=tol,
                    v0=v0, rng=rng, callback=callback, want_vectors=return_eigenvectors)
     report_nonconvergence(result, on_nonconvergence)
     return result if return_eigenvectors else result.eigenvalues
@@ -443,6 +495,7 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
 
 def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
             keep: int | float | Callable[[int, int], int] | None = None,
+            block_size: int | None = None,
             maxiter: int | None = None, tol: float = 0, v0: Any = None, rng: Any = None,
             callback: Callable | None = None, on_nonconvergence: str = "warn") -> EighResult:
     """Thick-restart Lanczos with its basis size and restart policy exposed.
@@ -467,6 +520,13 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
         remaining free slots, and a callable ``keep(n_free, n_unconverged)``
         returns the count.  Default: the unconverged wanted pairs plus half of
         the remaining free slots.
+    block_size : int, optional
+        Number of starting vectors, ``1 <= block_size <= ncv - k`` (default
+        2, as :func:`eigsh`).  A block of ``b`` vectors finds every copy of
+        eigenvalues of multiplicity up to ``b``; ``block_size=1`` is the
+        classical single-vector method, which needs fewer operator
+        applications when the wanted eigenvalues are known to be simple, and
+        finds further copies of repeated ones only through rounding errors.
     maxiter, tol, v0, rng, callback, on_nonconvergence
         As in :func:`eigsh`.
 
@@ -482,7 +542,12 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
     op, k, which, v0, ncv, maxiter, tol, rng = _prepare(
         A, k, which, v0, ncv, maxiter, tol, rng, callback, on_nonconvergence)
     policy = _keep_policy(keep)
-    result = _impl(op, k, which=which, ncv=ncv, keep=policy, maxiter=maxiter, tol=tol, v0=v0,
+    if block_size is None:
+        block_size = min(DEFAULT_BLOCK_SIZE, ncv - k)
+    block_size = val.check_int(block_size, name="block_size", low=1, high=ncv - k,
+                               rule=f"1 <= block_size <= ncv - k = {ncv - k}")
+    result = _impl(op, k, which=which, ncv=ncv, block_size=block_size, keep=policy,
+                   maxiter=maxiter, tol=tol, v0=v0,
                    rng=rng, callback=callback, want_vectors=True)
     report_nonconvergence(result, on_nonconvergence)
     return result
@@ -500,6 +565,3 @@ def _keep_policy(keep: Any) -> Callable[[int, int], int]:
     count = val.check_int(keep, name="keep", low=1)
     return lambda n_free, n_unc: min(n_free - 1, count)
 
-
-
-CAP = 0.55

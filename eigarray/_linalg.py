@@ -6,8 +6,9 @@ so projecting onto the basis (``B @ w``) and removing the projection
 (``w - h @ B``) are matrix-vector products over one contiguous block, and a
 thick restart is one matrix product ``Yᴴ B``.
 
-Host synchronisation: :func:`orthogonalize` brings the ``j`` projection
-coefficients and one norm to the host per call; nothing else here does.
+Host synchronisation: :func:`project_out` brings the projection
+coefficients and the row norms to the host once per pass;
+:func:`orthonormalize_rows` one scalar per row pair.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from . import _namespace as ns
 
 __all__ = [
     "set_rows",
-    "orthogonalize",
+    "project_out",
+    "orthonormalize_rows",
     "combine_rows",
     "random_vector",
 ]
@@ -36,58 +38,129 @@ def set_rows(B: Any, idx: Any, values: Any) -> Any:
     return xpx.at(B, (idx, ...)).set(values)
 
 
-def _project(xp: Any, Bj: Any, w: Any, cplx: bool) -> Any:
-    # h = Bj^H w, computed without materialising conj(Bj).
-    return xp.conj(Bj @ xp.conj(w)) if cplx else Bj @ w
+# Up to this many rows, products with a block of rows run as one
+# matrix-vector product per row: BLAS libraries pack thin operands for a
+# matrix-matrix product at a cost that dwarfs the product itself (OpenBLAS:
+# four times slower than two gemv for 2 rows), and the basis block is read
+# from cache the second time.
+_THIN = 4
 
 
-def orthogonalize(xp: Any, B: Any, j: int, w: Any, *, cplx: bool,
-                  norm_before: float | None = None) -> tuple[Any, Any, float]:
-    """Orthogonalise ``w`` against the rows ``B[:j]`` by classical Gram-Schmidt.
+def _thin_product(xp: Any, Bs: Any, W: Any, cplx: bool) -> Any:
+    """``Bs Wᴴ`` (conjugate-linear in ``W``) for a block of rows ``W``."""
+    if W.shape[0] > _THIN:
+        return xp.conj(Bs @ xp.conj(W).T) if cplx else Bs @ W.T
+    if cplx:
+        return xp.stack([xp.conj(Bs @ xp.conj(W[c, ...])) for c in range(W.shape[0])], axis=1)
+    return xp.stack([Bs @ W[c, ...] for c in range(W.shape[0])], axis=1)
 
-    One pass over the basis block, and a second one unless the first kept
-    more than ``1/sqrt(2)`` of the norm (Daniel, Gragg, Kaufman & Stewart):
-    this is what makes classical Gram-Schmidt as good as modified
-    Gram-Schmidt to working precision, with matrix-vector products only.
+
+def _norms(xp: Any, W: Any) -> Any:
+    return ns.to_host_numpy(xp.linalg.vector_norm(W, axis=-1)).astype("float64")
+
+
+def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
+                norms_before: Any = None) -> tuple[Any, Any, Any]:
+    """Orthogonalise the rows of ``W`` against the rows ``B[:size]``.
+
+    Classical Gram-Schmidt as two matrix products per pass (``C = B Wᴴ``,
+    ``W -= Cᵀ B``), repeated while some row lost more than ``1 - 1/sqrt(2)``
+    of its norm in the last pass (the criterion of Daniel, Gragg, Kaufman and
+    Stewart, which makes classical Gram-Schmidt as good as modified
+    Gram-Schmidt to working precision).  One read of the basis serves every
+    row of ``W``: a block of rows costs about what a single row does.
 
     Parameters
     ----------
-    norm_before : float, optional
-        ``||w||`` if the caller knows it already.
+    W : array, shape (b, n)
+    norms_before : host array, shape (b,), optional
+        Row norms of ``W`` if the caller knows them.
 
     Returns
     -------
-    w : array
-        The orthogonalised vector.
-    h : host array, shape (j,)
-        Projection coefficients ``B[:j]ᴴ w`` summed over the passes.
-    norm_after : float
-        ``||w||`` after orthogonalisation (host float).
+    W : array, shape (b, n)
+        The orthogonalised rows.
+    C : host array, shape (size, b)
+        Projection coefficients ``B[:size] Wᴴ`` summed over the passes.
+    norms : host array, shape (b,)
+        Row norms after orthogonalisation.
     """
     hx = ns.numpy_namespace()
-    if norm_before is None:
-        norm_before = float(xp.linalg.vector_norm(w))
-    if j == 0:
-        return w, hx.zeros(0), norm_before
+    if norms_before is None:
+        norms_before = _norms(xp, W)
+    C = hx.zeros((size, W.shape[0]), dtype="complex128" if cplx else "float64")
+    if size == 0:
+        return W, C, norms_before
     if ns.is_jax_namespace(xp):
-        # Fixed shapes, so that JAX compiles each product once, not once per j.
-        Bj = B
-        mask = xp.astype(xp.arange(B.shape[0]) < j, B.dtype)
+        # Fixed shapes, so that JAX compiles each product once, not once per size.
+        Bs = B
+        mask = xp.astype(xp.arange(B.shape[0]) < size, B.dtype)[:, None]
     else:
-        Bj, mask = B[:j, ...], None
-    h = None
+        Bs, mask = B[:size, ...], None
+    norms = norms_before
     for _ in range(3):
-        c = _project(xp, Bj, w, cplx)
+        Cd = _thin_product(xp, Bs, W, cplx)
         if mask is not None:
-            c = c * mask
-        w = w - c @ Bj
-        ch = ns.to_host_numpy(c)[:j]
-        h = hx.asarray(ch, copy=True) if h is None else h + ch
-        norm_after = float(xp.linalg.vector_norm(w))
-        if norm_after >= _DGKS * norm_before:
+            Cd = Cd * mask
+        W = W - (Cd.T @ Bs if W.shape[0] > _THIN else
+                 xp.stack([Cd[:, c] @ Bs for c in range(W.shape[0])], axis=0))
+        C += ns.to_host_numpy(Cd)[:size]
+        norms_before, norms = norms, _norms(xp, W)
+        if bool(hx.all(norms >= _DGKS * norms_before)):
             break
-        norm_before = norm_after
-    return w, h, norm_after
+    return W, C, norms
+
+
+def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx: bool,
+                        breakdown: float, rng: Any) -> tuple[Any, Any, Any]:
+    """Orthonormalise the rows of ``W`` (already orthogonal to ``B[:size]``).
+
+    ``W = Rᵀ Q`` row by row (Gram-Schmidt, twice) with ``R`` upper
+    triangular.  A row whose remaining norm is at most ``breakdown`` is
+    dependent on the basis (an invariant subspace): it is replaced by a random
+    vector orthogonal to the basis and to the rows before it, with a zero
+    diagonal entry in ``R``.  Returns ``Q``, ``R`` (host) and the number of
+    rows that could not be replaced because the basis already spans the space
+    (those rows of ``Q`` are zero).
+    """
+    hx = ns.numpy_namespace()
+    b = W.shape[0]
+    n = W.shape[1]
+    R = hx.zeros((b, b), dtype="complex128" if cplx else "float64")
+    rows = []
+    lost = 0
+    for c in range(b):
+        w = W[c, ...]
+        nw = float(norms[c])
+        for _ in range(2):
+            for i, q in enumerate(rows):
+                d = xp.vecdot(q, w)
+                w = w - d * q
+                R[i, c] += complex(d) if cplx else float(d)
+        nw = float(xp.linalg.vector_norm(w))
+        if nw > breakdown:
+            R[c, c] = nw
+            rows.append(w / nw)
+            continue
+        q = None
+        if size + len(rows) < n:
+            r = random_vector(xp, n, W.dtype, rng, ns.device(W))
+            Q = xp.stack(rows, axis=0) if rows else None
+            nr = float(xp.linalg.vector_norm(r))
+            for _ in range(2):
+                r, _, _ = project_out(xp, B, size, r[None, :], cplx=cplx)
+                r = r[0, ...]
+                if Q is not None:
+                    d = xp.conj(Q @ xp.conj(r)) if cplx else Q @ r
+                    r = r - d @ Q
+            no = float(xp.linalg.vector_norm(r))
+            if no > 0.5 * nr:
+                q = r / no
+        if q is None:
+            lost += 1
+            q = xp.zeros_like(w)
+        rows.append(q)
+    return xp.stack(rows, axis=0), R, lost
 
 
 def combine_rows(xp: Any, B: Any, Y: Any, *, start: int, stop: int, chunk: int = 8192) -> Any:

@@ -84,22 +84,24 @@ class LinearOperator:
     def has_adjoint(self) -> bool:
         return self._rmatvec is not None or self._rmatmat is not None
 
+    def _checked(self, y: Any, x: Any, expected: tuple) -> Any:
+        if tuple(y.shape) != expected:
+            raise ValueError(
+                f"the operator `A` of shape {self.shape} returned an array of shape "
+                f"{tuple(y.shape)} from one of shape {tuple(x.shape)}; expected {expected}.")
+        return y
+
     def matvec(self, x: Any) -> Any:
         self.n_matvec += 1
-        y = self._matvec(x)
-        if tuple(y.shape) != (self.shape[0],):
-            raise ValueError(
-                f"the operator `A` of shape {self.shape} returned a vector of shape "
-                f"{tuple(y.shape)} from a vector of shape {tuple(x.shape)}; expected "
-                f"({self.shape[0]},).")
-        return y
+        return self._checked(self._matvec(x), x, (self.shape[0],))
 
     def matmat(self, X: Any) -> Any:
         self.n_matvec += X.shape[1]
         if self._matmat is not None:
-            return self._matmat(X)
+            return self._checked(self._matmat(X), X, (self.shape[0], X.shape[1]))
         xp = self.xp
-        return xp.stack([self._matvec(X[:, j]) for j in range(X.shape[1])], axis=1)
+        return xp.stack([self._checked(self._matvec(X[:, j]), X[:, j], (self.shape[0],))
+                         for j in range(X.shape[1])], axis=1)
 
     def rmatvec(self, y: Any) -> Any:
         if self._rmatvec is None:

@@ -265,7 +265,7 @@ class TestBadInput:
 
     def test_operator_shape_mismatch(self):
         op = eigarray.aslinearoperator(lambda x: np.ones(7), shape=(10, 10))
-        with pytest.raises(ValueError, match=r"returned a vector of shape \(7,\)"):
+        with pytest.raises(ValueError, match=r"returned an array of shape \(7,\)"):
             eigarray.eigsh(op, k=2)
 
     def test_callable_needs_shape(self):
@@ -293,3 +293,24 @@ class TestBadInput:
     def test_on_nonconvergence(self):
         with pytest.raises(ValueError, match="`on_nonconvergence`"):
             eigarray.eigsh(np.eye(10), k=3, on_nonconvergence="ignore")
+
+
+@pytest.mark.parametrize("block_size", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=lambda d: np.dtype(d).name)
+def test_lanczos_block_sizes(block_size, dtype, rng):
+    A = random_hermitian(90, dtype, rng)
+    res = eigarray.lanczos(A, 5, which="SA", ncv=20, block_size=block_size, rng=0)
+    testing.assert_eigenpairs(A, res.eigenvalues, res.eigenvectors, exact=reference(A, 5, "SA"))
+    with pytest.raises(ValueError, match="`block_size` must be an integer with 1 <= block_size"):
+        eigarray.lanczos(A, 5, ncv=20, block_size=16)
+
+
+def test_block_of_two_finds_both_copies_where_one_vector_cannot():
+    # Square grid: top eigenvalues double.  A single Krylov sequence converges
+    # to a wrong set at this tolerance (as ARPACK does); the default block
+    # of two finds every copy.
+    A, exact = testing.laplacian_2d(60, 60)
+    res = eigarray.eigsh(A, k=6, which="LA", tol=1e-8, rng=0)
+    np.testing.assert_allclose(res.eigenvalues, exact[-6:], rtol=1e-12)
+    single = eigarray.lanczos(A, 6, which="LA", tol=1e-8, block_size=1, rng=0)
+    assert np.max(np.abs(single.eigenvalues - exact[-6:])) > 1e-3
