@@ -6,8 +6,6 @@ standard: NumPy (with Numba kernels), CuPy, torch, JAX and array-api-strict
 arrays in, the same kind of array out.
 """
 
-from __future__ import annotations
-
 from ._lanczos import LanczosState, eigsh, lanczos
 from ._operator import LinearOperator, aslinearoperator
 from ._result import ConvergenceInfo, ConvergenceWarning, EighResult, NoConvergence, SVDResult

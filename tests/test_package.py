@@ -1,0 +1,133 @@
+"""Package-level contracts: public API, light import, module layering, CLI."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import eigarray
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PKG = ROOT / "eigarray"
+
+ALGORITHM_MODULES = ["_lanczos.py", "_linalg.py"]
+FRAMEWORKS = {"numpy", "numba", "cupy", "torch", "jax", "dask", "scipy", "array_api_compat"}
+
+
+def test_public_api_is_exhaustive():
+    public = {name for name in dir(eigarray) if not name.startswith("_")}
+    modules = {"testing", "kernels"}
+    assert set(eigarray.__all__) - {"__version__"} == public - modules
+    for name in eigarray.__all__:
+        assert hasattr(eigarray, name)
+
+
+def test_import_is_light():
+    code = ("import sys, time; t = time.perf_counter(); import numpy; t1 = time.perf_counter();"
+            " import eigarray; t2 = time.perf_counter();"
+            " heavy = [m for m in ('numba', 'scipy', 'torch', 'jax', 'dask', 'cupy', 'sklearn')"
+            " if m in sys.modules]; print(heavy); print(t2 - t1)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout.split("\n")
+    assert out[0] == "[]"
+    assert float(out[1]) < 0.15
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+            elif node.level > 0:
+                names.add("." * node.level + (node.module or ""))
+    return names
+
+
+@pytest.mark.parametrize("module", ALGORITHM_MODULES)
+def test_algorithm_modules_speak_array_api_only(module):
+    bad = _imports(PKG / module) & FRAMEWORKS
+    assert not bad, f"{module} imports {bad}; reach frameworks through _namespace/_dispatch"
+
+
+def test_kernels_import_nothing_of_eigarray():
+    for path in (PKG / "kernels").rglob("*.py"):
+        imports = _imports(path)
+        assert "eigarray" not in imports, path
+        assert not any(name.startswith("..") for name in imports), path
+
+
+def test_only_namespace_imports_array_api_compat():
+    for path in PKG.rglob("*.py"):
+        if path.name != "_namespace.py":
+            assert "array_api_compat" not in _imports(path), path
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128],
+                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_csr_kernel_matches_scipy(dtype, index_dtype):
+    import scipy.sparse as sp
+
+    from eigarray._dispatch import csr_product
+
+    rng = np.random.default_rng(0)
+    A = sp.random_array((300, 200), density=0.05, rng=rng, format="csr").astype(dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        A = A + 1j * sp.random_array((300, 200), density=0.05, rng=rng, format="csr")
+        A = A.astype(dtype)
+    A.indices = A.indices.astype(index_dtype)
+    A.indptr = A.indptr.astype(index_dtype)
+    x = rng.standard_normal(200).astype(dtype)
+    X = rng.standard_normal((200, 3)).astype(dtype)
+    tol = 30 * np.finfo(dtype).eps * 200
+    ref_x, ref_X = A.toarray().astype(np.complex128) @ x, A.toarray().astype(np.complex128) @ X
+    y = csr_product(A.indptr, A.indices, A.data, x, 300)
+    Y = csr_product(A.indptr, A.indices, A.data, X, 300)
+    assert y.dtype == dtype and Y.dtype == dtype
+    assert np.max(np.abs(y - ref_x)) <= tol * np.max(np.abs(ref_x))
+    assert np.max(np.abs(Y - ref_X)) <= tol * np.max(np.abs(ref_X))
+
+
+def test_csr_kernel_empty_rows_and_thread_count():
+    import numba
+    import scipy.sparse as sp
+
+    from eigarray._dispatch import csr_product
+
+    A = sp.csr_array(np.diag([0.0, 2.0, 0.0, 3.0, 0.0]))
+    A.eliminate_zeros()
+    x = np.arange(5.0)
+    before = numba.get_num_threads()
+    try:
+        for threads in range(1, before + 1):
+            numba.set_num_threads(threads)
+            np.testing.assert_array_equal(csr_product(A.indptr, A.indices, A.data, x, 5), A @ x)
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_cli_info_and_small_demo(tmp_path):
+    env_cmd = [sys.executable, "-m", "eigarray"]
+    info = subprocess.run(env_cmd + ["info"], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert "numba threading layer" in info.stdout
+    demo = subprocess.run(env_cmd + ["demo", "--grid", "40", "-k", "4",
+                                     "--plot", str(tmp_path / "conv.png")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "every eigenvalue matches the analytic spectrum" in demo.stdout
+    assert (tmp_path / "conv.png").exists()
+
+
+def test_cli_bench_rejects_unknown():
+    out = subprocess.run([sys.executable, "-m", "eigarray", "bench", "nothing"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode != 0 and "invalid choice" in out.stderr
