@@ -40,6 +40,7 @@ __all__ = [
     "to_host_numpy",
     "from_host_numpy",
     "as_numpy_view",
+    "as_cupy_view",
     "host_rng",
 ]
 
@@ -150,6 +151,27 @@ def as_numpy_view(x: Any) -> np.ndarray | None:
     try:
         return np.from_dlpack(x)
     except (BufferError, TypeError, RuntimeError, AttributeError):
+        return None
+
+
+def as_cupy_view(x: Any) -> Any:
+    """Zero-copy CuPy view of a GPU array of any DLPack-capable namespace.
+
+    Returns None when ``x`` is not in GPU memory or CuPy is not installed.
+    """
+    if is_cupy_array(x):
+        return x
+    if is_torch_array(x) and x.device.type != "cuda":
+        return None
+    if is_numpy_array(x):
+        return None
+    try:
+        import cupy
+    except ImportError:
+        return None
+    try:
+        return cupy.from_dlpack(x.detach() if is_torch_array(x) else x)
+    except (BufferError, TypeError, RuntimeError, AttributeError, ValueError):
         return None
 
 
