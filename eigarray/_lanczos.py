@@ -33,7 +33,8 @@ from typing import Any, Callable, NamedTuple
 
 from . import _namespace as ns
 from . import _validate as val
-from ._linalg import combine_rows, orthonormalize_rows, project_out, random_vector, set_rows
+from ._linalg import (combine_rows, orthonormalize_rows, project_out, random_vector, set_rows,
+                      thin_product)
 from ._operator import LinearOperator, aslinearoperator
 from ._result import ConvergenceInfo, EighResult, report_nonconvergence
 
@@ -209,7 +210,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 K = hx.conj(known[:, lo:j]) if cplx else known[:, lo:j]
                 W = W - _to_device(xp, K, dtype, B) @ B[lo:j, ...]
                 Ctot[lo:j, :] = K.T
-            D = xp.conj(V @ xp.conj(W).T) if cplx else V @ W.T
+            D = thin_product(xp, V, W, cplx)
             W = W - D.T @ V
             Ctot[j:j + r, :] += ns.to_host_numpy(D)
             W, C, norms = project_out(xp, B, size, W, cplx=cplx)

@@ -26,6 +26,7 @@ __all__ = [
     "orthonormalize_rows",
     "combine_rows",
     "random_vector",
+    "thin_product",
 ]
 
 # Daniel-Gragg-Kaufman-Stewart criterion: a second Gram-Schmidt pass is needed
@@ -46,7 +47,7 @@ def set_rows(B: Any, idx: Any, values: Any) -> Any:
 _THIN = 4
 
 
-def _thin_product(xp: Any, Bs: Any, W: Any, cplx: bool) -> Any:
+def thin_product(xp: Any, Bs: Any, W: Any, cplx: bool) -> Any:
     """``Bs Wᴴ`` (conjugate-linear in ``W``) for a block of rows ``W``."""
     if W.shape[0] > _THIN:
         return xp.conj(Bs @ xp.conj(W).T) if cplx else Bs @ W.T
@@ -99,7 +100,7 @@ def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
         Bs, mask = B[:size, ...], None
     norms = norms_before
     for _ in range(3):
-        Cd = _thin_product(xp, Bs, W, cplx)
+        Cd = thin_product(xp, Bs, W, cplx)
         if mask is not None:
             Cd = Cd * mask
         W = W - (Cd.T @ Bs if W.shape[0] > _THIN else
