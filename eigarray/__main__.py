@@ -102,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"{'scipy.sparse.linalg.eigsh (ARPACK)':<34}{t_arpack:9.2f}{counter.count:9d}"
           f"{err_arpack:15.2e}")
     print(f"\n{'exact':>22}{'eigarray':>22}{'ARPACK':>22}")
-    for e, a, b in zip(exact, res.eigenvalues, w_arpack):
+    for e, a, b in zip(exact, res.eigenvalues, w_arpack, strict=True):
         print(f"{e:22.15f}{a:22.15f}{b:22.15f}")
     if err_arpack > 1e-6:
         print("ARPACK returned a wrong set: it missed second copies of double eigenvalues.")

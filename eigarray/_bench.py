@@ -12,7 +12,8 @@ from __future__ import annotations
 import statistics
 import time
 import tracemalloc
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,8 @@ def lanczos_problems(names: list[str] | None = None) -> list[tuple[str, Any, np.
 
 
 def lanczos_table(problems: list[str] | None = None, *, k: int = 10, tol: float = 1e-8,
-                  repeats: int = 3, torch: bool = True, out: Callable[[str], Any] = print) -> list[dict]:
+                  repeats: int = 3, torch: bool = True,
+                  out: Callable[[str], Any] = print) -> list[dict]:
     """Print and return the eigsh side-by-side table (eigarray, ARPACK, PRIMME)."""
     import scipy.sparse.linalg as sla
 
@@ -104,7 +106,8 @@ def lanczos_table(problems: list[str] | None = None, *, k: int = 10, tol: float 
                           v0=np.random.default_rng(0).standard_normal(A.shape[0]))
                 return c.count
 
-            label = "scipy ARPACK eigsh (defaults)" if ncv is None else f"scipy ARPACK eigsh ncv={ncv}"
+            label = ("scipy ARPACK eigsh (defaults)" if ncv is None
+                     else f"scipy ARPACK eigsh ncv={ncv}")
             solvers.append((label, arpack, count))
         try:
             import primme  # noqa: F401

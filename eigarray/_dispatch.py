@@ -20,7 +20,14 @@ def _csr_kernels():
     return csr
 
 
-def _num_threads() -> int:
+# Below this many multiply-adds a product runs on one thread: starting a
+# parallel region costs more than the work.
+_PARALLEL_MIN_WORK = 100_000
+
+
+def _num_threads(work: int) -> int:
+    if work < _PARALLEL_MIN_WORK:
+        return 1
     import numba
 
     return numba.get_num_threads()
@@ -36,9 +43,9 @@ def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: An
     dtype = np.result_type(data.dtype, X.dtype)
     if X.ndim == 1:
         y = np.empty(n_rows, dtype=dtype)
-        kernels.csr_matvec(indptr, indices, data, X, y, _num_threads())
+        kernels.csr_matvec(indptr, indices, data, X, y, _num_threads(data.shape[0]))
         return y
     X = np.ascontiguousarray(X)
     Y = np.empty((n_rows, X.shape[1]), dtype=dtype)
-    kernels.csr_matmat(indptr, indices, data, X, Y, _num_threads())
+    kernels.csr_matmat(indptr, indices, data, X, Y, _num_threads(data.shape[0] * X.shape[1]))
     return Y

@@ -29,12 +29,19 @@ coefficients go to the device).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from . import _namespace as ns
 from . import _validate as val
-from ._linalg import (combine_rows, orthonormalize_rows, project_out, random_vector, set_rows,
-                      thin_product)
+from ._linalg import (
+    combine_rows,
+    orthonormalize_rows,
+    project_out,
+    random_vector,
+    set_rows,
+    thin_product,
+)
 from ._operator import LinearOperator, aslinearoperator
 from ._result import ConvergenceInfo, EighResult, report_nonconvergence
 
@@ -338,7 +345,8 @@ def _prepare(A: Any, k: int, which: str, v0: Any, ncv: Any, maxiter: Any, tol: A
         op = op.bind(ns.array_namespace(v0) if v0_is_array else ns.numpy_namespace())
     n = val.check_square_shape(op.shape, name="A")
     if n < 2:
-        raise ValueError(f"`A` must be at least 2 x 2 for a partial eigensolver; got shape={op.shape}.")
+        raise ValueError(
+            f"`A` must be at least 2 x 2 for a partial eigensolver; got shape={op.shape}.")
     k = val.check_int(k, name="k", low=1, high=n - 1, rule=f"0 < k < n = {n}")
     which = val.check_choice(which, _WHICH, name="which")
     if ncv is None:

@@ -12,7 +12,8 @@ counts every column a product is applied to), and it knows the namespace
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +83,7 @@ class LinearOperator:
 
     @property
     def has_adjoint(self) -> bool:
+        """True when ``rmatvec`` or ``rmatmat`` was given."""
         return self._rmatvec is not None or self._rmatmat is not None
 
     def _checked(self, y: Any, x: Any, expected: tuple) -> Any:
@@ -92,10 +94,12 @@ class LinearOperator:
         return y
 
     def matvec(self, x: Any) -> Any:
+        """``A x`` for ``x`` of shape ``(n,)``; counted once."""
         self.n_matvec += 1
         return self._checked(self._matvec(x), x, (self.shape[0],))
 
     def matmat(self, X: Any) -> Any:
+        """``A X`` for ``X`` of shape ``(n, p)``; counted ``p`` times."""
         self.n_matvec += X.shape[1]
         if self._matmat is not None:
             return self._checked(self._matmat(X), X, (self.shape[0], X.shape[1]))
@@ -104,6 +108,7 @@ class LinearOperator:
                          for j in range(X.shape[1])], axis=1)
 
     def rmatvec(self, y: Any) -> Any:
+        """``Aᴴ y`` for ``y`` of shape ``(m,)``."""
         if self._rmatvec is None:
             if self._rmatmat is None:
                 raise TypeError("this operator has no adjoint product (`rmatvec`/`rmatmat`).")
@@ -113,6 +118,7 @@ class LinearOperator:
         return self._rmatvec(y)
 
     def rmatmat(self, Y: Any) -> Any:
+        """``Aᴴ Y`` for ``Y`` of shape ``(m, p)``."""
         if self._rmatmat is None:
             if self._rmatvec is None:
                 raise TypeError("this operator has no adjoint product (`rmatvec`/`rmatmat`).")
@@ -261,7 +267,8 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
     ----------
     A : array, sparse matrix, operator or callable
         A dense array of any supported namespace (NumPy, CuPy, torch, JAX,
-        Dask, array-api-strict), a scipy or cupyx sparse matrix or array, a
+        array-api-strict; Dask arrays are adapted, but Lanczos is no method
+        for them), a scipy or cupyx sparse matrix or array, a
         torch sparse tensor, a ``scipy.sparse.linalg.LinearOperator``, any
         object with ``shape``, ``dtype`` and ``matvec`` (optionally ``matmat``,
         ``rmatvec``, ``rmatmat``), or a plain callable ``x -> A x``.

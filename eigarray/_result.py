@@ -48,6 +48,7 @@ class ConvergenceInfo(NamedTuple):
 
     @property
     def all_converged(self) -> bool:
+        """True when every returned pair converged."""
         return bool(np.all(self.converged))
 
 
@@ -75,7 +76,7 @@ class _ResultTuple(tuple):
             raise AttributeError(name) from None
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{f}={v!r}" for f, v in zip(self._fields, self))
+        parts = ", ".join(f"{f}={v!r}" for f, v in zip(self._fields, self, strict=True))
         return f"{type(self).__name__}({parts}, info={self.info!r})"
 
     def __reduce__(self):

@@ -50,7 +50,8 @@ def check_tol(value: Any, *, name: str = "tol") -> float:
     try:
         tol = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"`{name}` must be a non-negative real number; got {name}={value!r}.") from None
+        raise TypeError(
+            f"`{name}` must be a non-negative real number; got {name}={value!r}.") from None
     if not (tol >= 0.0) or tol == float("inf"):
         raise ValueError(f"`{name}` must be a non-negative finite number; got {name}={value!r}.")
     return tol

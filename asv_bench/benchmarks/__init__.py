@@ -1,0 +1,1 @@
+"""airspeed velocity benchmarks for eigarray (see ``asv_bench/asv.conf.json``)."""
