@@ -49,3 +49,62 @@ def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: An
     Y = np.empty((n_rows, X.shape[1]), dtype=dtype)
     kernels.csr_matmat(indptr, indices, data, X, Y, _num_threads(data.shape[0] * X.shape[1]))
     return Y
+
+
+def _jacobi_kernels():
+    from .kernels.cpu import jacobi
+
+    return jacobi
+
+
+def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int,
+                      want_vectors: bool) -> tuple:
+    """Eigen-decompose a host ``(B, n, n)`` stack with the Numba kernels.
+
+    ``A`` is read, never written; ``upper`` says which triangle holds the
+    matrix.  Jacobi (relative accuracy) up to ``JACOBI_MAX_N``, a ``prange``
+    over LAPACK above, where Jacobi no longer pays.  Returns ``(w, V,
+    sweeps, off)`` as NumPy arrays (``V`` None without vectors).
+    """
+    kernels = _jacobi_kernels()
+    Bn, n = A.shape[0], A.shape[-1]
+    real = np.finfo(A.dtype).dtype
+    cplx = np.iscomplexobj(A)
+    w = np.empty((Bn, n), dtype=real)
+    V = np.empty((Bn, n, n) if want_vectors else (1, 1, 1), dtype=A.dtype)
+    sweeps = np.zeros(Bn, dtype=np.int32)
+    off = np.zeros(Bn, dtype=real)
+    if n <= kernels.JACOBI_MAX_N:
+        # The Jacobi kernel reads the upper triangle.
+        work = A if upper else (np.swapaxes(A, -1, -2).conj() if cplx else np.swapaxes(A, -1, -2))
+        kernels.jacobi_eigh(work, w, V, tol, max_sweeps, want_vectors, sweeps, off)
+    else:
+        # LAPACK (through Numba) reads the lower triangle.
+        work = A if not upper else (np.swapaxes(A, -1, -2).conj() if cplx else
+                                    np.ascontiguousarray(np.swapaxes(A, -1, -2)))
+        kernels.lapack_eigh(np.ascontiguousarray(work), w, V, want_vectors)
+    return w, (V if want_vectors else None), sweeps, off
+
+
+def batched_eigh_cuda(A: Any, *, tol: float, max_sweeps: int, want_vectors: bool) -> tuple:
+    """Eigen-decompose a CuPy ``(B, n, n)`` Hermitian working copy (overwritten).
+
+    One thread per matrix for small ``n``, one thread block per matrix with a
+    round-robin ordering up to ``jacobi_block.MAX_N``.  Returns ``(w, V,
+    sweeps, off)`` as CuPy arrays, or None when ``n`` is beyond the kernels.
+    """
+    import cupy
+
+    from .kernels.cuda import jacobi_block, jacobi_small
+
+    Bn, n = A.shape[0], A.shape[-1]
+    if n > jacobi_block.MAX_N:
+        return None
+    real = cupy.finfo(A.dtype).dtype
+    w = cupy.empty((Bn, n), dtype=real)
+    V = cupy.empty((Bn, n, n), dtype=A.dtype)
+    sweeps = cupy.zeros(Bn, dtype=cupy.int32)
+    off = cupy.zeros(Bn, dtype=real)
+    kernel = jacobi_small if n <= jacobi_small.MAX_N else jacobi_block
+    kernel.launch(A, w, V, tol, max_sweeps, want_vectors, sweeps, off)
+    return w, (V if want_vectors else None), sweeps, off

@@ -206,7 +206,9 @@ def graded_matrix(n: int, *, low: float = 1e-8, rng: Any = None, complex: bool =
     """Graded positive definite ``D H D`` (Demmel & Veselić) and ``cond(H)``.
 
     ``H`` has unit diagonal and is well conditioned; ``D`` is diagonal with
-    entries spaced geometrically from 1 down to ``low``.  Jacobi with the
+    entries spaced geometrically from 1 down to ``low``, in random order
+    (a grading that is not sorted along the diagonal is what QR-based
+    ``eigh`` gets wrong).  Jacobi with the
     relative stopping criterion finds every eigenvalue, the smallest included,
     to relative accuracy ``O(cond(H) eps)``.
 
@@ -223,6 +225,6 @@ def graded_matrix(n: int, *, low: float = 1e-8, rng: Any = None, complex: bool =
     d = 1.0 / np.sqrt(np.real(np.diagonal(G)))
     H = (G * d).T * d
     H = (H + H.conj().T) / 2
-    D = np.geomspace(1.0, low, n)
+    D = rng.permutation(np.geomspace(1.0, low, n))   # unsorted grading defeats QR
     A = (H * D).T * D
     return (A + A.conj().T) / 2, float(np.linalg.cond(H))
