@@ -40,17 +40,15 @@ def _matvec_rows(indptr, indices, data, x, y, r0, r1):
 @njit(cache=True)
 def _matmat_rows(indptr, indices, data, X, Y, r0, r1):
     p = X.shape[1]
-    jj = indptr[r0]
     for i in range(r0, r1):
-        end = indptr[i + 1]
+        start, end = indptr[i], indptr[i + 1]
         for c in range(p):
-            Y[i, c] = 0.0
-        while jj < end:
-            a = data[jj]
-            row = X[indices[jj]]
-            for c in range(p):
-                Y[i, c] += a * row[c]
-            jj += 1
+            acc = 0.0
+            jj = start
+            while jj < end:
+                acc += data[jj] * X[indices[jj], c]
+                jj += 1
+            Y[i, c] = acc
 
 
 @njit(parallel=True, cache=True)
