@@ -1,4 +1,4 @@
-"""Command line: ``python -m eigarray info | demo | bench lanczos``."""
+"""Command line: ``python -m eigarray info | demo | bench lanczos | bench jacobi``."""
 
 from __future__ import annotations
 
@@ -135,7 +135,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "lanczos":
         from eigarray._bench import lanczos_table
 
-        lanczos_table(args.problems or None, repeats=args.repeats, torch=not args.no_torch)
+        lanczos_table(args.problems or None, repeats=args.repeats or 3, torch=not args.no_torch)
+        return 0
+    if args.what == "jacobi":
+        from eigarray._bench_jacobi import run
+
+        run(repeats=args.repeats or 5)
         return 0
     print(f"unknown benchmark {args.what!r}", file=sys.stderr)
     return 2
@@ -151,9 +156,10 @@ def main(argv: Any = None) -> int:
     demo.add_argument("--tol", type=float, default=1e-8)
     demo.add_argument("--plot", default="eigarray-demo-convergence.png")
     bench = sub.add_parser("bench", help="side-by-side benchmarks")
-    bench.add_argument("what", choices=["lanczos"])
+    bench.add_argument("what", choices=["lanczos", "jacobi"])
     bench.add_argument("--problems", nargs="*", choices=["aniso200", "aniso700", "square300"])
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--repeats", type=int, default=None,
+                       help="timed runs per figure (default: 3 for lanczos, 5 for jacobi)")
     bench.add_argument("--no-torch", action="store_true")
     args = parser.parse_args(argv)
     return {"info": cmd_info, "demo": cmd_demo, "bench": cmd_bench}[args.command](args)

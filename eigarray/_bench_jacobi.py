@@ -1,0 +1,163 @@
+"""Side-by-side throughput of the batched Jacobi CPU kernel and its peers.
+
+``python -m eigarray._bench_jacobi`` prints, for stacks of random symmetric
+matrices, matrices per second (median of ``repeats`` runs, one process) of
+
+* ``jacobi``: :func:`eigarray.kernels.cpu.jacobi.jacobi_eigh`, counting what
+  a caller pays: allocating the working copy and the outputs, copying the
+  stack into the working copy, the kernel;
+* ``lapack-prange``: :func:`eigarray.kernels.cpu.jacobi.lapack_eigh`, a Numba
+  ``prange`` over LAPACK ``?syevd`` (outputs allocated in the timing too),
+  with the BLAS thread pool limited to one thread (threadpoolctl);
+* ``numpy``: :func:`numpy.linalg.eigh` on the stack;
+* ``torch``: :func:`torch.linalg.eigh` on the same memory (if torch imports);
+
+and each one's ratio to numpy.  JIT compilation is done before timing.  A
+result that misses the accuracy standard (scaled residual and orthogonality
+below 30, checked on the first 64 matrices) posts ``wrong`` instead of a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["run"]
+
+CASES = [
+    (np.float64, 100_000, 3),
+    (np.float64, 100_000, 8),
+    (np.float64, 10_000, 32),
+    (np.float64, 1_000, 64),
+    (np.float64, 1_000, 128),
+    (np.float32, 100_000, 3),
+]
+MAX_SWEEPS = 50
+
+
+def _problem(dtype, B: int, n: int) -> np.ndarray:
+    rng = np.random.default_rng(n)
+    X = rng.standard_normal((B, n, n))
+    return ((X + np.swapaxes(X, -1, -2)) / 2).astype(dtype)
+
+
+def _accurate(A: np.ndarray, w: np.ndarray, V: np.ndarray) -> bool:
+    eps = float(np.finfo(w.dtype).eps)
+    A, w, V = A[:64].astype(np.float64), w[:64].astype(np.float64), V[:64].astype(np.float64)
+    n = A.shape[-1]
+    res = np.linalg.norm(A @ V - V * w[:, None, :], axis=(1, 2))
+    res /= n * np.linalg.norm(A, axis=(1, 2)) * eps
+    orth = np.linalg.norm(np.swapaxes(V, 1, 2) @ V - np.eye(n), axis=(1, 2)) / (n * eps)
+    return bool(np.all(res < 30) and np.all(orth < 30))
+
+
+def _single_threaded_blas():
+    """One BLAS thread inside the prange (threadpoolctl, when installed)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _impls(dtype) -> dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+    from eigarray.kernels.cpu import jacobi
+
+    rdtype = np.finfo(dtype).dtype
+    tol = float(np.finfo(rdtype).eps)
+
+    def jacobi_eigh(A):
+        B, n, _ = A.shape
+        W = np.empty_like(A)
+        np.copyto(W, A)
+        w = np.empty((B, n), rdtype)
+        V = np.empty((B, n, n), A.dtype)
+        sweeps = np.empty(B, np.int32)
+        off = np.empty(B, rdtype)
+        jacobi.jacobi_eigh(W, w, V, tol, MAX_SWEEPS, True, sweeps, off)
+        return w, V
+
+    def lapack_eigh(A):
+        B, n, _ = A.shape
+        w = np.empty((B, n), rdtype)
+        V = np.empty((B, n, n), A.dtype)
+        with _single_threaded_blas():
+            jacobi.lapack_eigh(A, w, V, True)
+        return w, V
+
+    impls = {"jacobi": jacobi_eigh, "lapack-prange": lapack_eigh, "numpy": np.linalg.eigh}
+    try:
+        import torch
+    except ImportError:
+        return impls
+
+    def torch_eigh(A):
+        w, V = torch.linalg.eigh(torch.from_numpy(A))
+        return w.numpy(), V.numpy()
+
+    impls["torch"] = torch_eigh
+    return impls
+
+
+def run(out: Callable[[str], object] = print, repeats: int = 5) -> list[dict]:
+    """Time every implementation on every case and print the table.
+
+    Parameters
+    ----------
+    out : callable, default=print
+        Receives each line of the table.
+    repeats : int, default=5
+        Timed runs per implementation and case; the median is reported.
+
+    Returns
+    -------
+    rows : list of dict
+        One per case: ``dtype``, ``n``, ``batch`` and matrices per second of
+        each implementation (``None`` when its result missed the standard).
+    """
+    import numba
+
+    names = list(_impls(np.float64))
+    out(f"numba {numba.__version__}, {numba.get_num_threads()} threads; numpy {np.__version__}")
+    header = f"{'dtype':8} {'n':>4} {'batch':>7} " + " ".join(f"{k + '/s':>14}" for k in names)
+    header += "   " + " ".join(f"{k + '/np':>14}" for k in names if k != "numpy")
+    out(header)
+    rows = []
+    for dtype, B, n in CASES:
+        A = _problem(dtype, B, n)
+        impls = _impls(dtype)
+        row: dict = {"dtype": np.dtype(dtype).name, "n": n, "batch": B}
+        for name, fn in impls.items():
+            w, V = fn(A[:64])  # warm-up (JIT) and accuracy check
+            if not _accurate(A, w, V):
+                row[name] = None
+                continue
+            row[name] = B / _median_time(lambda fn=fn: fn(A), repeats)
+        rows.append(row)
+        rate = " ".join(
+            f"{row[k]:14.0f}" if row.get(k) else f"{'wrong':>14}" for k in names
+        )
+        ratio = " ".join(
+            f"{row[k] / row['numpy']:14.2f}" if row.get(k) and row.get("numpy") else f"{'-':>14}"
+            for k in names
+            if k != "numpy"
+        )
+        out(f"{row['dtype']:8} {n:4d} {B:7d} {rate}   {ratio}")
+    return rows
+
+
+if __name__ == "__main__":
+    run()
