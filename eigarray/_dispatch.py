@@ -108,3 +108,25 @@ def batched_eigh_cuda(A: Any, *, tol: float, max_sweeps: int, want_vectors: bool
     kernel = jacobi_small if n <= jacobi_small.MAX_N else jacobi_block
     kernel.launch(A, w, V, tol, max_sweeps, want_vectors, sweeps, off)
     return w, (V if want_vectors else None), sweeps, off
+
+
+def batched_eigh_packed(a: np.ndarray, *, upper: bool, tol: float, max_sweeps: int,
+                        want_vectors: bool, descending: bool) -> np.ndarray:
+    """Eigenpairs of a host stack packed as one ``(..., n, n + 1)`` array.
+
+    Columns ``:n`` hold the eigenvectors, column ``n`` the eigenvalues (NaN
+    for a matrix that did not converge), so that a Dask ``map_blocks`` makes
+    one kernel call per chunk.
+    """
+    n = a.shape[-1]
+    flat = np.ascontiguousarray(a.reshape((-1, n, n)))
+    w, V, sweeps, _ = batched_eigh_host(flat, upper=upper, tol=tol, max_sweeps=max_sweeps,
+                                        want_vectors=want_vectors)
+    w = np.where((sweeps >= 0)[:, None], w, np.nan)
+    if descending:
+        w, V = w[:, ::-1], (V[..., ::-1] if V is not None else None)
+    out = np.zeros(flat.shape[:-1] + (n + 1,), dtype=a.dtype)
+    out[..., n] = w
+    if V is not None:
+        out[..., :n] = V
+    return out.reshape(a.shape[:-1] + (n + 1,))

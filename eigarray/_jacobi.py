@@ -26,6 +26,7 @@ Dask, which stays lazy).
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 from . import _dispatch
@@ -228,25 +229,11 @@ def _hermitian(xp: Any, A: Any, UPLO: str) -> Any:
 def _dask(A: Any, *, UPLO: str, tol: float, max_sweeps: int, sort: str,
           eigenvectors: bool) -> EighResult:
     """Map the NumPy kernel over the batch chunks of a Dask stack (stays lazy)."""
-    import numpy as np
-
     n = int(A.shape[-1])
     A = A.rechunk({A.ndim - 2: -1, A.ndim - 1: -1})
-
-    def block(a):
-        flat = a.reshape((-1, n, n))
-        w, V, sweeps, _ = _dispatch.batched_eigh_host(
-            np.ascontiguousarray(flat), upper=(UPLO == "U"), tol=tol, max_sweeps=max_sweeps,
-            want_vectors=eigenvectors)
-        w = np.where((sweeps >= 0)[:, None], w, np.nan)
-        if sort == "descending":
-            w, V = w[:, ::-1], (V[..., ::-1] if V is not None else None)
-        out = np.empty(flat.shape[:-1] + (n + 1,), dtype=a.dtype)
-        out[..., n] = w
-        if V is not None:
-            out[..., :n] = V
-        return out.reshape(a.shape[:-1] + (n + 1,))
-
+    block = partial(_dispatch.batched_eigh_packed, upper=(UPLO == "U"), tol=tol,
+                    max_sweeps=max_sweeps, want_vectors=eigenvectors,
+                    descending=(sort == "descending"))
     both = A.map_blocks(block, chunks=A.chunks[:-1] + ((n + 1,),), dtype=A.dtype)
     xp = ns.array_namespace(A)
     w = both[..., n]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Backend, is_backend_array, to_backend
+from conftest import is_backend_array, to_backend
 
 import eigarray
 from eigarray import testing

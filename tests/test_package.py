@@ -15,7 +15,7 @@ import eigarray
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT / "eigarray"
 
-ALGORITHM_MODULES = ["_lanczos.py", "_linalg.py"]
+ALGORITHM_MODULES = ["_lanczos.py", "_linalg.py", "_jacobi.py", "_jacobi_reference.py"]
 FRAMEWORKS = {"numpy", "numba", "cupy", "torch", "jax", "dask", "scipy", "array_api_compat"}
 
 
