@@ -87,7 +87,7 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
 
 
 def batched_eigh_cuda(A: Any, *, tol: float, max_sweeps: int, want_vectors: bool) -> tuple:
-    """Eigen-decompose a CuPy ``(B, n, n)`` Hermitian working copy (overwritten).
+    """Eigen-decompose a CuPy ``(B, n, n)`` stack of full Hermitian matrices.
 
     One thread per matrix for small ``n``, one thread block per matrix with a
     round-robin ordering up to ``jacobi_block.MAX_N``.  Returns ``(w, V,
@@ -100,6 +100,7 @@ def batched_eigh_cuda(A: Any, *, tol: float, max_sweeps: int, want_vectors: bool
     Bn, n = A.shape[0], A.shape[-1]
     if n > jacobi_block.MAX_N:
         return None
+    A = cupy.array(A, order="C", copy=True)          # the kernels overwrite it
     real = cupy.finfo(A.dtype).dtype
     w = cupy.empty((Bn, n), dtype=real)
     V = cupy.empty((Bn, n, n), dtype=A.dtype)

@@ -197,19 +197,14 @@ def _solve(A: Any, xp: Any, *, UPLO: str, tol: float, max_sweeps: int,
         return w, V, sweeps, off
     gpu = ns.as_cupy_view(A)
     if gpu is not None:
-        import cupy
-
-        work = _hermitian(ns.array_namespace(gpu), gpu, UPLO)
-        out = _dispatch.batched_eigh_cuda(cupy.ascontiguousarray(work.reshape(flat)), tol=tol,
-                                          max_sweeps=max_sweeps, want_vectors=want_vectors)
+        gxp = ns.array_namespace(gpu)
+        work = gxp.reshape(_hermitian(gxp, gpu, UPLO), flat)
+        out = _dispatch.batched_eigh_cuda(work, tol=tol, max_sweeps=max_sweeps,
+                                          want_vectors=want_vectors)
         if out is not None:
             w, V, sweeps, off = out
-            if ns.is_torch_array(A):
-                import torch
-
-                w = torch.from_dlpack(w)
-                V = torch.from_dlpack(V) if V is not None else None
-            return w, V, sweeps, off
+            return (ns.from_cupy(w, like=A), ns.from_cupy(V, like=A) if V is not None else None,
+                    sweeps, off)
     from ._jacobi_reference import jacobi_eigh_xp
 
     full = xp.reshape(_hermitian(xp, A, UPLO), flat)

@@ -41,6 +41,7 @@ __all__ = [
     "from_host_numpy",
     "as_numpy_view",
     "as_cupy_view",
+    "from_cupy",
     "host_rng",
 ]
 
@@ -173,6 +174,15 @@ def as_cupy_view(x: Any) -> Any:
         return cupy.from_dlpack(x.detach() if is_torch_array(x) else x)
     except (BufferError, TypeError, RuntimeError, AttributeError, ValueError):
         return None
+
+
+def from_cupy(x: Any, *, like: Any) -> Any:
+    """A CuPy result back in the namespace of ``like`` (torch CUDA: zero-copy DLPack)."""
+    if is_torch_array(like):
+        import torch
+
+        return torch.from_dlpack(x)
+    return x
 
 
 def host_rng(rng: Any, *, name: str = "rng") -> np.random.Generator:

@@ -75,7 +75,7 @@ _KW = {"cache": True, "error_model": "numpy"}
 # Matrices processed together, one per SIMD lane (see the module docstring);
 # measured best on AVX-512: 64 up to n = 8, 32 above (L2-resident lanes).
 _LANES_SMALL = 64
-_LANES_LARGE = 32
+_LANES_LARGE = 16
 
 
 # --------------------------------------------------------------------------
