@@ -7,6 +7,7 @@ on the first call that needs them, never at ``import eigarray``.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import numpy as np
@@ -79,10 +80,24 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
         work = A if upper else (np.swapaxes(A, -1, -2).conj() if cplx else np.swapaxes(A, -1, -2))
         kernels.jacobi_eigh(work, w, V, tol, max_sweeps, want_vectors, sweeps, off)
     else:
-        # LAPACK (through Numba) reads the lower triangle.
+        # LAPACK reads the lower triangle.
         work = A if not upper else (np.swapaxes(A, -1, -2).conj() if cplx else
-                                    np.ascontiguousarray(np.swapaxes(A, -1, -2)))
-        kernels.lapack_eigh(np.ascontiguousarray(work), w, V, want_vectors)
+                                    np.swapaxes(A, -1, -2))
+        work = np.ascontiguousarray(work)
+        if importlib.util.find_spec("scipy") is None:
+            # Numba reaches LAPACK through scipy; without it, numpy's loop.
+            if want_vectors:
+                w[...], V[...] = np.linalg.eigh(work)
+            else:
+                w[...] = np.linalg.eigvalsh(work)
+        else:
+            # One LAPACK call per thread of the prange: the BLAS library must
+            # not start threads of its own inside it (OpenBLAS warns, and can
+            # hang, when called from an OpenMP loop with its own pool).
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):
+                kernels.lapack_eigh(work, w, V, want_vectors)
     return w, (V if want_vectors else None), sweeps, off
 
 
