@@ -39,6 +39,7 @@ from ._linalg import (
     orthonormalize_rows,
     project_out,
     random_vector,
+    row_norms,
     set_rows,
     thin_product,
 )
@@ -182,7 +183,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     H = hx.zeros((m + b, m), dtype=host_dtype)
     V0 = xp.stack([v0 if (i == 0 and v0 is not None) else
                    random_vector(xp, n, dtype, rng, op.device) for i in range(b)], axis=0)
-    V0, _, _ = orthonormalize_rows(xp, B, 0, V0, _host_norms(xp, V0), cplx=cplx,
+    V0, _, _ = orthonormalize_rows(xp, B, 0, V0, row_norms(xp, V0), cplx=cplx,
                                    breakdown=0.0, rng=rng)
     B = set_rows(B, slice(0, b), V0)
     size = b
@@ -203,7 +204,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             r = min(size - j, m - j)
             V = B[j:j + r, ...]
             W = op.matmat(V.T).T if r > 1 else op.matvec(V[0, ...])[None, :]
-            anorm = max(anorm, float(hx.max(_host_norms(xp, W))))
+            anorm = max(anorm, float(hx.max(row_norms(xp, W))))
             # Local step first: the coefficients of A V on the rows processed
             # before it are known by symmetry (conj(H[j:j+r, :j])), those on V
             # itself are a small product.  What is left for the Gram-Schmidt
@@ -326,10 +327,6 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     res = ns.to_host_numpy(xp.linalg.vector_norm(R, axis=0)).astype(hx.float64)
     info = ConvergenceInfo(converged, res, n_iter, op.n_matvec - matvec0, info_hist)
     return EighResult(w_out, X, info=info)
-
-
-def _host_norms(xp: Any, W: Any) -> Any:
-    return ns.to_host_numpy(xp.linalg.vector_norm(W, axis=-1)).astype("float64")
 
 
 def _to_device(xp: Any, a: Any, dtype: Any, like: Any) -> Any:

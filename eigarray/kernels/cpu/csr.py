@@ -26,7 +26,8 @@ def _row_split(indptr, n_blocks, b):
 
 
 @njit(cache=True)
-def _matvec_rows(indptr, indices, data, x, y, r0, r1):
+def matvec_rows(indptr, indices, data, x, y, r0, r1):
+    """``y[r0:r1] = A[r0:r1] @ x`` on the calling thread."""
     jj = indptr[r0]
     for i in range(r0, r1):
         end = indptr[i + 1]
@@ -38,7 +39,8 @@ def _matvec_rows(indptr, indices, data, x, y, r0, r1):
 
 
 @njit(cache=True)
-def _matmat_rows(indptr, indices, data, X, Y, r0, r1):
+def matmat_rows(indptr, indices, data, X, Y, r0, r1):
+    """``Y[r0:r1] = A[r0:r1] @ X`` on the calling thread."""
     p = X.shape[1]
     for i in range(r0, r1):
         start, end = indptr[i], indptr[i + 1]
@@ -55,7 +57,7 @@ def _matmat_rows(indptr, indices, data, X, Y, r0, r1):
 def csr_matvec(indptr, indices, data, x, y, nb):
     """``y = A @ x`` for the CSR matrix ``(data, indices, indptr)``, ``nb`` row blocks."""
     for b in prange(nb):
-        _matvec_rows(indptr, indices, data, x, y,
+        matvec_rows(indptr, indices, data, x, y,
                      _row_split(indptr, nb, b), _row_split(indptr, nb, b + 1))
 
 
@@ -63,5 +65,5 @@ def csr_matvec(indptr, indices, data, x, y, nb):
 def csr_matmat(indptr, indices, data, X, Y, nb):
     """``Y = A @ X`` for C-contiguous ``X`` (n, p) and ``Y`` (m, p), ``nb`` row blocks."""
     for b in prange(nb):
-        _matmat_rows(indptr, indices, data, X, Y,
+        matmat_rows(indptr, indices, data, X, Y,
                      _row_split(indptr, nb, b), _row_split(indptr, nb, b + 1))
