@@ -112,7 +112,7 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
     Notes
     -----
     ``O(n^3)`` flops per sweep and matrix, about ``log n`` sweeps.  On the CPU
-    the Jacobi kernel is used up to ``n = JACOBI_MAX_N`` (32) and a ``prange``
+    the Jacobi kernel is used up to ``n = JACOBI_MAX_N`` (24) and a ``prange``
     over LAPACK beyond, where Jacobi stops paying (the measured crossover is
     documented in ``eigarray.kernels.cpu.jacobi``); the relative accuracy of
     small eigenvalues holds on the Jacobi path.  The input is never modified;
