@@ -20,9 +20,11 @@ below 30, checked on the first 64 matrices) posts ``wrong`` instead of a time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +75,7 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _impls(dtype) -> dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+def _impls(dtype) -> dict[str, Callable[[np.ndarray], Any]]:
     from eigarray.kernels.cpu import jacobi
 
     rdtype = np.finfo(dtype).dtype
@@ -98,7 +100,11 @@ def _impls(dtype) -> dict[str, Callable[[np.ndarray], tuple[np.ndarray, np.ndarr
             jacobi.lapack_eigh(A, w, V, True)
         return w, V
 
-    impls = {"jacobi": jacobi_eigh, "lapack-prange": lapack_eigh, "numpy": np.linalg.eigh}
+    impls: dict[str, Callable[[np.ndarray], Any]] = {
+        "jacobi": jacobi_eigh,
+        "lapack-prange": lapack_eigh,
+        "numpy": np.linalg.eigh,
+    }
     try:
         import torch
     except ImportError:
@@ -145,7 +151,7 @@ def run(out: Callable[[str], object] = print, repeats: int = 5) -> list[dict]:
             if not _accurate(A, w, V):
                 row[name] = None
                 continue
-            row[name] = B / _median_time(lambda fn=fn: fn(A), repeats)
+            row[name] = B / _median_time(functools.partial(fn, A), repeats)
         rows.append(row)
         rate = " ".join(
             f"{row[k]:14.0f}" if row.get(k) else f"{'wrong':>14}" for k in names

@@ -158,7 +158,8 @@ def jacobi_eigh_xp(
     usable = (amax > 0) & (amax < xp.inf)
     k = xp.floor(xp.log2(xp.where(usable, amax, xp.ones_like(amax)))) + 1
     f1, f2 = _pow2(xp, -k)
-    upper = upper * xp.astype(f1, A.dtype)[..., None, None] * xp.astype(f2, A.dtype)[..., None, None]
+    upper = upper * xp.astype(f1[..., None, None], A.dtype)
+    upper = upper * xp.astype(f2[..., None, None], A.dtype)
     d = d * f1[..., None] * f2[..., None]
     H = upper + conj(mT(upper)) + xp.astype(eye * d[..., None, :], A.dtype)
 

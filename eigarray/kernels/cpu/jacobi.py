@@ -67,14 +67,15 @@ from numba import njit, prange
 
 __all__ = ["JACOBI_MAX_N", "jacobi_eigh", "lapack_eigh"]
 
-# Largest n for which the Jacobi kernel beats the prange-over-LAPACK driver
-# (float64, eigenvectors wanted), measured on the 2-core AMD EPYC (Zen 5) CI
-# machine by ``python -m eigarray._bench_jacobi``: matrices per second,
-# Jacobi / LAPACK-prange / numpy.linalg.eigh:
-#   n =   3 (100,000):  FILLED-IN-BELOW
-JACOBI_MAX_N = 32
-
-_KW = {"cache": True, "error_model": "numpy"}
+# Largest n for which this Jacobi kernel beats ``lapack_eigh`` (prange over
+# LAPACK, one BLAS thread), float64 with eigenvectors, 2 threads on the 2-core
+# AMD EPYC Zen 5 CI machine (numba 0.68.1, OpenBLAS 0.3.31); throughput ratio
+# Jacobi / LAPACK-prange, median of 5, range over quiet runs:
+#   n = 12: 2.2   16: 1.5-1.7   20: 1.3   24: 1.1-1.2   28: 0.8-1.2
+#   n = 32: 0.75-0.94   48: 0.5   64: 0.45   128: 0.15
+# Jacobi's ~7 sweeps of 6 n^3 flops lose to LAPACK's ~4 n^3 as n grows;
+# near-ties go to Jacobi for its relative accuracy.
+JACOBI_MAX_N = 24
 
 # Matrices processed together, one per SIMD lane (see the module docstring);
 # measured best on AVX-512: 64 up to n = 8, 32 above (L2-resident lanes).
@@ -87,7 +88,7 @@ _LANES_LARGE = 32
 # --------------------------------------------------------------------------
 
 
-@njit(inline="always", **_KW)
+@njit(cache=True, error_model="numpy", inline="always")
 def _rotation(dp, dq, r):
     """Rutishauser's rotation annihilating an entry of modulus ``r > 0``.
 
@@ -109,38 +110,7 @@ def _rotation(dp, dq, r):
     return c, t * c, t * r
 
 
-@njit(inline="always", **_KW)
-def _skip(r, dp, dq, tol, tiny):
-    """The threshold test: is the entry of modulus ``r`` negligible."""
-    return r <= tol * math.sqrt(abs(dp)) * math.sqrt(abs(dq)) or r < tiny
-
-
-@njit(inline="always", **_KW)
-def _ratio(r, dp, dq, tiny):
-    """``r / sqrt(|dp dq|)``, zero for entries below ``tiny``."""
-    if r < tiny:
-        return 0.0
-    return r / math.sqrt(abs(dp)) / math.sqrt(abs(dq))
-
-
-@njit(inline="always", **_KW)
-def _scale_exponent(A, b):
-    """Exponent ``e`` with ``max |A[b]_ij| * 2**-e`` in ``[0.5, 1)``, 0 for zero.
-
-    Upper triangle; ``max(|re|, |im|)`` stands for the modulus of complex
-    entries (within a factor sqrt(2), which is all the scaling needs).
-    """
-    n = A.shape[1]
-    amax = 0.0
-    for i in range(n):
-        amax = max(amax, abs(A[b, i, i].real))
-        for j in range(i + 1, n):
-            a = A[b, i, j]
-            amax = max(amax, abs(a.real), abs(a.imag))
-    return math.frexp(amax)[1]
-
-
-@njit(inline="always", **_KW)
+@njit(cache=True, error_model="numpy", inline="always")
 def _pow2_pair(e):
     """Two factors whose product is ``2**e``, each safely representable."""
     h = e // 2
@@ -152,34 +122,44 @@ def _pow2_pair(e):
 # --------------------------------------------------------------------------
 
 
-@njit(**_KW)
-def _load(A, b0, M, d, U, ex, want_vectors):
+@njit(cache=True, error_model="numpy")
+def _load(A, b0, M, d, U, ex, F, want_vectors):
     """Scale matrices ``b0 .. b0 + L - 1`` of ``A`` into the lanes.
 
     ``M[i, j, l]`` (``i < j``) and ``d[i, l]`` hold the strict upper triangle
-    and the diagonal of lane ``l``, scaled by ``2**-ex[l]``; ``U[i, :, l]`` is
-    row ``i`` of ``V^T`` (the identity to start with).  Lanes past the end of
-    the batch get a zero matrix, which never rotates.
+    and the diagonal of lane ``l``, scaled by ``2**-ex[l] = F[0, l] F[1, l]``;
+    ``U[i, :, l]`` is row ``i`` of ``V^T`` (the identity to start with).
+    Lanes past the end of the batch get a zero matrix, which never rotates.
+    Loops run over the lanes innermost, so that they vectorise.
     """
-    B = A.shape[0]
     n = A.shape[1]
     L = M.shape[2]
+    nl = min(L, A.shape[0] - b0)
+    # largest entry of each lane (max(|re|, |im|) stands for the modulus:
+    # within a factor sqrt(2), which is all the scaling needs)
     for l in range(L):
-        b = b0 + l
-        if b < B:
-            e = _scale_exponent(A, b)
-            f1, f2 = _pow2_pair(-e)
-            ex[l] = e
-            for i in range(n):
-                d[i, l] = A[b, i, i].real * f1 * f2
-                for j in range(i + 1, n):
-                    M[i, j, l] = A[b, i, j] * f1 * f2
-        else:
-            ex[l] = 0
-            for i in range(n):
-                d[i, l] = 0.0
-                for j in range(i + 1, n):
-                    M[i, j, l] = 0.0
+        F[0, l] = 0.0
+    for i in range(n):
+        for l in range(nl):
+            F[0, l] = max(F[0, l], abs(A[b0 + l, i, i].real))
+        for j in range(i + 1, n):
+            for l in range(nl):
+                a = A[b0 + l, i, j]
+                F[0, l] = max(F[0, l], abs(a.real), abs(a.imag))
+    for l in range(L):
+        e = math.frexp(F[0, l])[1]  # 0 for a zero matrix
+        ex[l] = e
+        F[0, l], F[1, l] = _pow2_pair(-e)
+    for i in range(n):
+        for l in range(nl):
+            d[i, l] = A[b0 + l, i, i].real * F[0, l] * F[1, l]
+        for l in range(nl, L):
+            d[i, l] = 0.0
+        for j in range(i + 1, n):
+            for l in range(nl):
+                M[i, j, l] = A[b0 + l, i, j] * F[0, l] * F[1, l]
+            for l in range(nl, L):
+                M[i, j, l] = 0.0
     if want_vectors:
         for i in range(n):
             for j in range(n):
@@ -187,7 +167,7 @@ def _load(A, b0, M, d, U, ex, want_vectors):
                     U[i, j, l] = 1.0 if i == j else 0.0
 
 
-@njit(inline="always", **_KW)
+@njit(cache=True, error_model="numpy", inline="always")
 def _lane_rotations(M, d, C, SE, SEC, cnt, p, q, tol, tiny):
     """Rotation parameters of pair ``(p, q)`` in every lane; update the diagonal.
 
@@ -218,7 +198,7 @@ def _lane_rotations(M, d, C, SE, SEC, cnt, p, q, tol, tiny):
     return nrot > 0
 
 
-@njit(inline="always", **_KW)
+@njit(cache=True, error_model="numpy", inline="always")
 def _lane_apply(M, U, C, SE, SEC, p, q, want_vectors):
     """``A <- J^H A J`` on the upper triangle, ``V^T <- J^T V^T``, every lane.
 
@@ -255,7 +235,7 @@ def _lane_apply(M, U, C, SE, SEC, p, q, want_vectors):
                 U[q, k, l] = SE[l] * g + C[l] * h
 
 
-@njit(**_KW)
+@njit(cache=True, error_model="numpy")
 def _sweep_lanes(M, d, U, C, SE, SEC, cnt, swl, tol, tiny, max_sweeps, want_vectors):
     """Row-cyclic sweeps until no lane rotates; ``swl[l]``: sweeps that rotated."""
     n = d.shape[0]
@@ -278,23 +258,31 @@ def _sweep_lanes(M, d, U, C, SE, SEC, cnt, swl, tol, tiny, max_sweeps, want_vect
             break
 
 
-@njit(**_KW)
-def _store(M, d, U, ex, swl, b0, w, V, sweeps, off, tol, tiny, want_vectors, order, dd):
-    """Convergence test, ``off``, ascending sort and scale-back of every lane."""
-    B = w.shape[0]
+@njit(cache=True, error_model="numpy")
+def _store(M, d, U, ex, swl, b0, w, V, sweeps, off, tol, tiny, want_vectors, F, ok, order, dd):
+    """Convergence test, ``off``, ascending sort and scale-back of every lane.
+
+    The test and ``off`` run over the lanes innermost (vectorised, ``ok`` and
+    ``F[0]`` as scratch); the sort and the writes are per matrix.
+    """
     n = w.shape[1]
-    for l in range(min(M.shape[2], B - b0)):
-        b = b0 + l
-        converged = True
-        offl = 0.0
-        for p in range(n - 1):
-            for q in range(p + 1, n):
+    L = M.shape[2]
+    nl = min(L, w.shape[0] - b0)
+    for l in range(L):
+        ok[l] = True
+        F[0, l] = 0.0
+    for p in range(n - 1):
+        for q in range(p + 1, n):
+            for l in range(L):
                 r = abs(M[p, q, l])
-                if not _skip(r, d[p, l], d[q, l], tol, tiny):
-                    converged = False
-                offl = max(offl, _ratio(r, d[p, l], d[q, l], tiny))
-        sweeps[b] = swl[l] if converged else -1
-        off[b] = offl
+                sp = math.sqrt(abs(d[p, l]))
+                sq = math.sqrt(abs(d[q, l]))
+                ok[l] &= (r <= tol * sp * sq) | (r < tiny)
+                F[0, l] = max(F[0, l], 0.0 if r < tiny else r / sp / sq)
+    for l in range(nl):
+        b = b0 + l
+        sweeps[b] = swl[l] if ok[l] else -1
+        off[b] = F[0, l]
         for i in range(n):  # insertion sort, stable
             x = d[i, l]
             k = i
@@ -313,12 +301,13 @@ def _store(M, d, U, ex, swl, b0, w, V, sweeps, off, tol, tiny, want_vectors, ord
                 for i in range(n):
                     V[b, i, k] = U[src, i, l]
 
+
 # --------------------------------------------------------------------------
 # batch drivers
 # --------------------------------------------------------------------------
 
 
-@njit(parallel=True, **_KW)
+@njit(parallel=True, cache=True, error_model="numpy")
 def jacobi_eigh(A, w, V, tol, max_sweeps, want_vectors, sweeps, off):
     """Eigen-decompose every matrix of a ``(B, n, n)`` stack by Jacobi.
 
@@ -377,13 +366,16 @@ def jacobi_eigh(A, w, V, tol, max_sweeps, want_vectors, sweeps, off):
             cnt = np.empty(L, np.int64)
             swl = np.empty(L, np.int64)
             ex = np.empty(L, np.int64)
+            F = np.empty((2, L), np.float64)
+            ok = np.empty(L, np.bool_)
             order = np.empty(n, np.int64)
             dd = np.empty(n, w.dtype)
             for blk in range(chunk * per, min(nblocks, (chunk + 1) * per)):
                 b0 = blk * L
-                _load(A, b0, M, d, U, ex, want_vectors)
+                _load(A, b0, M, d, U, ex, F, want_vectors)
                 _sweep_lanes(M, d, U, C, SE, SEC, cnt, swl, tol, tiny, max_sweeps, want_vectors)
-                _store(M, d, U, ex, swl, b0, w, V, sweeps, off, tol, tiny, want_vectors, order, dd)
+                _store(M, d, U, ex, swl, b0, w, V, sweeps, off, tol, tiny, want_vectors,
+                       F, ok, order, dd)
 
 
 @njit(parallel=True, cache=True)
