@@ -24,26 +24,12 @@ import math
 import numpy as np
 from numba import cuda
 
+from .rotation import rotation as _rotation
+
 __all__ = ["MAX_N", "launch"]
 
 MAX_N = 4
 _THREADS = 128
-
-
-@cuda.jit(device=True)
-def _rotation(dp, dq, r):
-    """Rutishauser's ``c``, ``s = t c`` and ``t r`` for an entry of modulus ``r``."""
-    delta = dq - dp
-    adelta = abs(delta)
-    twor = r + r
-    small = adelta <= twor
-    x = min(adelta, twor) / max(adelta, twor)
-    q = math.sqrt(1.0 + x * x)
-    t = (1.0 if small else x) / ((x if small else 1.0) + q)
-    if delta < 0.0:
-        t = -t
-    c = 1.0 / math.sqrt(1.0 + t * t)
-    return c, t * c, t * r
 
 
 @cuda.jit
