@@ -4,8 +4,9 @@
 matrices, matrices per second (median of ``repeats`` runs, one process) of
 
 * ``jacobi``: :func:`eigarray.kernels.cpu.jacobi.jacobi_eigh`, counting what
-  a caller pays: allocating the working copy and the outputs, copying the
-  stack into the working copy, the kernel;
+  a caller pays: allocating the outputs and the kernel.  The CPU kernel only
+  reads the stack, so eigarray hands it the caller's array without a working
+  copy (set ``copy=True`` in :func:`run` to time one anyway);
 * ``lapack-prange``: :func:`eigarray.kernels.cpu.jacobi.lapack_eigh`, a Numba
   ``prange`` over LAPACK ``?syevd`` (outputs allocated in the timing too),
   with the BLAS thread pool limited to one thread (threadpoolctl);
@@ -75,7 +76,7 @@ def _median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _impls(dtype) -> dict[str, Callable[[np.ndarray], Any]]:
+def _impls(dtype, copy: bool = False) -> dict[str, Callable[[np.ndarray], Any]]:
     from eigarray.kernels.cpu import jacobi
 
     rdtype = np.finfo(dtype).dtype
@@ -83,14 +84,17 @@ def _impls(dtype) -> dict[str, Callable[[np.ndarray], Any]]:
 
     def jacobi_eigh(A):
         B, n, _ = A.shape
-        W = np.empty_like(A)
-        np.copyto(W, A)
+        W = A.copy() if copy else A
         w = np.empty((B, n), rdtype)
         V = np.empty((B, n, n), A.dtype)
         sweeps = np.empty(B, np.int32)
         off = np.empty(B, rdtype)
         jacobi.jacobi_eigh(W, w, V, tol, MAX_SWEEPS, True, sweeps, off)
         return w, V
+
+    # compile (and load Numba's LAPACK) now, so that threadpoolctl sees it
+    one = np.eye(2, dtype=dtype)[None]
+    jacobi.lapack_eigh(one, np.empty((1, 2), rdtype), np.empty((1, 2, 2), dtype), True)
 
     def lapack_eigh(A):
         B, n, _ = A.shape
@@ -118,7 +122,7 @@ def _impls(dtype) -> dict[str, Callable[[np.ndarray], Any]]:
     return impls
 
 
-def run(out: Callable[[str], object] = print, repeats: int = 5) -> list[dict]:
+def run(out: Callable[[str], object] = print, repeats: int = 5, copy: bool = False) -> list[dict]:
     """Time every implementation on every case and print the table.
 
     Parameters
@@ -127,6 +131,8 @@ def run(out: Callable[[str], object] = print, repeats: int = 5) -> list[dict]:
         Receives each line of the table.
     repeats : int, default=5
         Timed runs per implementation and case; the median is reported.
+    copy : bool, default=False
+        Time a copy of the stack into a working buffer with the Jacobi kernel.
 
     Returns
     -------
@@ -137,14 +143,15 @@ def run(out: Callable[[str], object] = print, repeats: int = 5) -> list[dict]:
     import numba
 
     names = list(_impls(np.float64))
-    out(f"numba {numba.__version__}, {numba.get_num_threads()} threads; numpy {np.__version__}")
+    out(f"numba {numba.__version__}, {numba.get_num_threads()} threads; numpy {np.__version__}; "
+        f"jacobi {'with' if copy else 'without'} a working copy")
     header = f"{'dtype':8} {'n':>4} {'batch':>7} " + " ".join(f"{k + '/s':>14}" for k in names)
     header += "   " + " ".join(f"{k + '/np':>14}" for k in names if k != "numpy")
     out(header)
     rows = []
     for dtype, B, n in CASES:
         A = _problem(dtype, B, n)
-        impls = _impls(dtype)
+        impls = _impls(dtype, copy)
         row: dict = {"dtype": np.dtype(dtype).name, "n": n, "batch": B}
         for name, fn in impls.items():
             w, V = fn(A[:64])  # warm-up (JIT) and accuracy check

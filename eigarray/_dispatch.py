@@ -106,6 +106,7 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
             # One LAPACK call per thread of the prange: the BLAS library must
             # not start threads of its own inside it (OpenBLAS warns, and can
             # hang, when called from an OpenMP loop with its own pool).
+            import scipy.linalg.cython_lapack  # noqa: F401  (load it, so the limit sees it)
             from threadpoolctl import threadpool_limits
 
             with threadpool_limits(limits=1, user_api="blas"):

@@ -5,13 +5,14 @@ ordering of :mod:`eigarray._jacobi_reference`: a sweep is ``N - 1`` rounds
 (``N = n + n % 2``); in round ``r`` the pairs are ``(N-1, r)`` and
 ``((r + k) % (N-1), (r - k) % (N-1))``, ``k = 1 .. N/2 - 1`` (pairs holding
 the dummy index ``n`` of an odd ``n`` are skipped), all disjoint, so a round
-is done in four block-wide phases separated by ``syncthreads``:
+is done in three block-wide phases separated by ``syncthreads``:
 
 1. one thread per pair: threshold test, Rutishauser's ``c``, ``s e``, ``t r``
    (float64) into shared memory, diagonal update in shared memory;
 2. ``A <- J^H A``: rows ``p, q`` of every pair, one thread per (pair, column);
-3. ``A <- A J`` and ``V <- V J``: columns ``p, q``, one thread per (row, pair);
-4. exact zeros at ``(p, q)``, ``(q, p)`` and the t-updated diagonal.
+3. ``A <- A J`` and ``V <- V J``: columns ``p, q``, one thread per (row, pair),
+   except that the pair's own 2x2 block gets exact zeros off the diagonal and
+   the t-updated diagonal.
 
 The working matrix is the caller's full-storage working copy ``A[b]`` (L1/L2
 resident, ``n^2`` values), the eigenvectors accumulate in ``V[b]``; the
@@ -128,7 +129,8 @@ def _jacobi_block(A, w, V, tol, tiny, max_sweeps, want_vectors, sweeps, off, SE)
                     A[b, p, j] = c * x - se * y
                     A[b, q, j] = se.conjugate() * x + c * y
             cuda.syncthreads()
-            # 3. columns p, q of (J^H A) J and of V J
+            # 3. columns p, q of (J^H A) J and of V J; the 2x2 block of the
+            #    pair gets the exact zeros and the t-updated diagonal
             for idx in range(tid, n * m, T):
                 i = idx // m
                 k = idx % m
@@ -137,25 +139,22 @@ def _jacobi_block(A, w, V, tol, tiny, max_sweeps, want_vectors, sweeps, off, SE)
                     q = qq[k]
                     c = cs[k]
                     se = SE[b, k]
-                    x = A[b, i, p]
-                    y = A[b, i, q]
-                    A[b, i, p] = c * x - se.conjugate() * y
-                    A[b, i, q] = se * x + c * y
+                    if i == p:
+                        A[b, p, p] = d[p]
+                        A[b, p, q] = 0.0
+                    elif i == q:
+                        A[b, q, p] = 0.0
+                        A[b, q, q] = d[q]
+                    else:
+                        x = A[b, i, p]
+                        y = A[b, i, q]
+                        A[b, i, p] = c * x - se.conjugate() * y
+                        A[b, i, q] = se * x + c * y
                     if want_vectors:
                         x = V[b, i, p]
                         y = V[b, i, q]
                         V[b, i, p] = c * x - se.conjugate() * y
                         V[b, i, q] = se * x + c * y
-            cuda.syncthreads()
-            # 4. exact zeros and the t-updated diagonal on the rotated pairs
-            for k in range(tid, m, T):
-                p = pp[k]
-                if p >= 0:
-                    q = qq[k]
-                    A[b, p, q] = 0.0
-                    A[b, q, p] = 0.0
-                    A[b, p, p] = d[p]
-                    A[b, q, q] = d[q]
             cuda.syncthreads()
         done = state[1] == 0
         cuda.syncthreads()
