@@ -65,6 +65,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..rotation import rotation
+
 __all__ = ["JACOBI_MAX_N", "jacobi_eigh", "lapack_eigh"]
 
 # Largest n for which this Jacobi kernel beats ``lapack_eigh`` (prange over
@@ -88,26 +90,7 @@ _LANES_LARGE = 32
 # --------------------------------------------------------------------------
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _rotation(dp, dq, r):
-    """Rutishauser's rotation annihilating an entry of modulus ``r > 0``.
-
-    ``theta = (dq - dp) / (2 r)``, ``t = sign(theta) / (|theta| +
-    sqrt(1 + theta^2))``, evaluated with ``x = min(|theta|, 1 / |theta|)`` so
-    that nothing overflows.  Returns ``c``, ``s = t c`` and ``t r``, the change
-    of the diagonal.
-    """
-    delta = dq - dp
-    adelta = abs(delta)
-    twor = r + r
-    small = adelta <= twor
-    x = min(adelta, twor) / max(adelta, twor)
-    q = math.sqrt(1.0 + x * x)
-    t = (1.0 if small else x) / ((x if small else 1.0) + q)
-    if delta < 0.0:
-        t = -t
-    c = 1.0 / math.sqrt(1.0 + t * t)
-    return c, t * c, t * r
+_rotation = njit(cache=True, error_model="numpy", inline="always")(rotation)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
