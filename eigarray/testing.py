@@ -7,7 +7,10 @@ with machine epsilon ``eps``,
 * residual ratio ``||A V - V Λ||_1 / (n ||A||_1 eps)``,
 * orthogonality ratio ``||Vᴴ V - I||_1 / (n eps)``,
 
-both expected below 30 (:data:`THRESHOLD`).  They are evaluated on the host
+both expected below 30 (:data:`THRESHOLD`).  Singular triplets
+``(σ_i, u_i, v_i)`` of an ``m x n`` matrix are held to the same standard with
+``||A v_i - σ_i u_i||`` and ``||Aᴴ u_i - σ_i v_i||`` in place of the
+residual and ``max(m, n)`` in place of ``n``.  They are evaluated on the host
 in float64/complex128 from whatever namespace the results live in.
 
 The matrices come with their exact eigenvalues: Dirichlet Laplacians in one to
@@ -34,6 +37,9 @@ __all__ = [
     "laplacian_3d",
     "matrix_with_spectrum",
     "graded_matrix",
+    "svd_residual_ratio",
+    "assert_singular_triplets",
+    "matrix_with_singular_values",
 ]
 
 THRESHOLD = 30.0
@@ -228,3 +234,91 @@ def graded_matrix(n: int, *, low: float = 1e-8, rng: Any = None, complex: bool =
     D = rng.permutation(np.geomspace(1.0, low, n))   # unsorted grading defeats QR
     A = (H * D).T * D
     return (A + A.conj().T) / 2, float(np.linalg.cond(H))
+
+
+def _as_host_general(A: Any):
+    if hasattr(A, "tocsr"):
+        return A.tocsr().astype(np.result_type(A.dtype, np.float64))
+    a = _host(A)
+    return a.astype(np.result_type(a.dtype, np.float64))
+
+
+def svd_residual_ratio(A: Any, U: Any, s: Any, Vh: Any, *, eps: float | None = None,
+                       anorm: float | None = None) -> float:
+    """Largest of ``||A V - U Σ||_1`` and ``||Aᴴ U - V Σ||_1`` over ``max(m, n) ||A||_1 eps``.
+
+    Parameters
+    ----------
+    A : array or sparse matrix, shape (m, n)
+    U : array, shape (m, k)
+        Left singular vectors, as columns.
+    s : array, shape (k,)
+        Singular values (any order, matching the columns).
+    Vh : array, shape (k, n)
+        Right singular vectors, as rows.
+    eps, anorm : float, optional
+        As in :func:`residual_ratio`.
+    """
+    Uh, Vhh = _host(U), _host(Vh)
+    eps = _eps(Uh.dtype) if eps is None else eps
+    Ah = _as_host_general(A)
+    m, n = Ah.shape
+    sh = _host(s).astype(np.float64)
+    U64 = Uh.astype(np.result_type(Uh.dtype, np.float64))
+    V64 = Vhh.astype(np.result_type(Vhh.dtype, np.float64)).conj().T
+    R1 = Ah @ V64 - U64 * sh
+    R2 = (Ah.conj().T @ U64) - V64 * sh
+    if R1.size == 0:
+        return 0.0
+    anorm = max(_norm1(Ah), _norm1(Ah.conj().T)) if anorm is None else anorm
+    worst = max(float(np.abs(R1).sum(axis=0).max()), float(np.abs(R2).sum(axis=0).max()))
+    return worst / (max(m, n) * (anorm if anorm > 0 else 1.0) * eps)
+
+
+def assert_singular_triplets(A: Any, U: Any, s: Any, Vh: Any, *, exact: Any = None,
+                             threshold: float = THRESHOLD, eps: float | None = None) -> None:
+    """Assert LAPACK-style ratios for singular triplets and, if given, the exact values.
+
+    Checks :func:`svd_residual_ratio`, the orthogonality ratios of ``U`` and
+    of ``Vhᴴ``, and that ``s`` agrees with ``exact`` (compared sorted) within
+    ``threshold * max(m, n) * ||A||_1 eps``.
+    """
+    Uh = _host(U)
+    eps = _eps(Uh.dtype) if eps is None else eps
+    Ah = _as_host_general(A)
+    anorm = max(_norm1(Ah), _norm1(Ah.conj().T))
+    r = svd_residual_ratio(Ah, U, s, Vh, eps=eps, anorm=anorm)
+    ou = orthogonality_ratio(U, eps=eps)
+    ov = orthogonality_ratio(_host(Vh).conj().T, eps=eps)
+    assert r < threshold, f"singular residual ratio {r:.3g} >= {threshold}"
+    assert ou < threshold, f"orthogonality ratio of U {ou:.3g} >= {threshold}"
+    assert ov < threshold, f"orthogonality ratio of V {ov:.3g} >= {threshold}"
+    if exact is not None:
+        e = eigenvalue_error(s, exact, anorm=max(anorm, np.finfo(float).tiny), eps=eps)
+        assert e < threshold * max(Ah.shape), (
+            f"singular values differ from the exact ones by {e:.3g} ||A|| eps "
+            f">= {threshold} max(m, n)")
+
+
+def matrix_with_singular_values(m: int, n: int, singular_values: Any, *, rng: Any = None,
+                                complex: bool = False):
+    """``U diag(σ) Vᴴ`` with Haar-random orthonormal ``U`` (m x r) and ``V`` (n x r).
+
+    ``r = len(singular_values) <= min(m, n)``; pad with zeros for an exactly
+    low-rank or rank-deficient matrix.  Returns ``(A, U, V)`` as host arrays.
+    """
+    rng = np.random.default_rng(rng)
+    sig = np.asarray(singular_values, dtype=np.float64)
+    r = sig.size
+    if r > min(m, n):
+        raise ValueError(f"`singular_values` has {r} entries; at most min(m, n) = {min(m, n)}.")
+
+    def haar(rows: int) -> np.ndarray:
+        Z = rng.standard_normal((rows, r))
+        if complex:
+            Z = Z + 1j * rng.standard_normal((rows, r))
+        Q, R = np.linalg.qr(Z)
+        return Q * (np.diagonal(R) / np.abs(np.diagonal(R)))
+
+    U, V = haar(m), haar(n)
+    return (U * sig) @ V.conj().T, U, V
