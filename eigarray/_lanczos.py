@@ -43,7 +43,7 @@ from ._linalg import (
     set_rows,
     thin_product,
 )
-from ._operator import LinearOperator, aslinearoperator
+from ._operator import LinearOperator, aslinearoperator, host_view_operator
 from ._result import ConvergenceInfo, EighResult, report_nonconvergence
 
 __all__ = ["eigsh", "lanczos", "LanczosState"]
@@ -336,7 +336,12 @@ def _to_device(xp: Any, a: Any, dtype: Any, like: Any) -> Any:
 
 def _prepare(A: Any, k: int, which: str, v0: Any, ncv: Any, maxiter: Any, tol: Any, rng: Any,
              callback: Any, on_nonconvergence: str) -> tuple:
-    op = aslinearoperator(A)
+    # CPU torch and JAX data iterate on zero-copy NumPy views: a Lanczos step
+    # is a handful of small vector operations, where per-call dispatch costs
+    # of those frameworks would dominate.  Results go back to the caller's
+    # namespace at the end (:func:`_to_caller`).
+    hosted = host_view_operator(A)
+    op, caller = (hosted[0], hosted[1:]) if hosted is not None else (aslinearoperator(A), None)
     if op.xp is None:
         v0_is_array = v0 is not None and ns.is_array_api_obj(v0)
         op = op.bind(ns.array_namespace(v0) if v0_is_array else ns.numpy_namespace())
@@ -358,7 +363,16 @@ def _prepare(A: Any, k: int, which: str, v0: Any, ncv: Any, maxiter: Any, tol: A
     rng = ns.host_rng(rng)
     if v0 is not None:
         v0 = _check_v0(op, v0, n)
-    return op, k, which, v0, ncv, maxiter, tol, rng
+    return op, k, which, v0, ncv, maxiter, tol, rng, caller
+
+
+def _to_caller(result: EighResult, caller: tuple | None) -> EighResult:
+    """``result`` with its arrays moved to the caller's namespace (see :func:`_prepare`)."""
+    if caller is None:
+        return result
+    xp, like = caller
+    w, V = (None if a is None else ns.from_host_numpy(a, xp, like=like) for a in result)
+    return EighResult(w, V, info=result.info)
 
 
 def _check_v0(op: LinearOperator, v0: Any, n: int) -> Any:
@@ -490,11 +504,12 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
         raise NotImplementedError(
             "`M` (generalised problems) and `sigma` (shift-invert) are not implemented; "
             "eigsh solves the standard Hermitian problem A x = λ x.")
-    op, k, which, v0, ncv, maxiter, tol, rng = _prepare(
+    op, k, which, v0, ncv, maxiter, tol, rng, caller = _prepare(
         A, k, which, v0, ncv, maxiter, tol, rng, callback, on_nonconvergence)
     result = _impl(op, k, which=which, ncv=ncv, block_size=min(DEFAULT_BLOCK_SIZE, ncv - k),
                    keep=default_keep, maxiter=maxiter, tol=tol,
                    v0=v0, rng=rng, callback=callback, want_vectors=return_eigenvectors)
+    result = _to_caller(result, caller)
     report_nonconvergence(result, on_nonconvergence)
     return result if return_eigenvectors else result.eigenvalues
 
@@ -545,7 +560,7 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
     --------
     eigsh : The scipy-compatible entry point.
     """
-    op, k, which, v0, ncv, maxiter, tol, rng = _prepare(
+    op, k, which, v0, ncv, maxiter, tol, rng, caller = _prepare(
         A, k, which, v0, ncv, maxiter, tol, rng, callback, on_nonconvergence)
     policy = _keep_policy(keep)
     if block_size is None:
@@ -555,6 +570,7 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
     result = _impl(op, k, which=which, ncv=ncv, block_size=block_size, keep=policy,
                    maxiter=maxiter, tol=tol, v0=v0,
                    rng=rng, callback=callback, want_vectors=True)
+    result = _to_caller(result, caller)
     report_nonconvergence(result, on_nonconvergence)
     return result
 

@@ -20,7 +20,7 @@ import numpy as np
 from . import _namespace as ns
 from ._dispatch import csr_product
 
-__all__ = ["LinearOperator", "aslinearoperator"]
+__all__ = ["LinearOperator", "aslinearoperator", "host_view_operator"]
 
 
 class LinearOperator:
@@ -310,3 +310,62 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
         return _duck_operator(A, shape=shape, dtype=dtype, xp=xp, name=name)
     raise TypeError(f"`{name}` must be an array, a sparse matrix, an object with `shape`, "
                     f"`dtype` and `matvec`, or a callable; got {type(A).__name__}.")
+
+
+def host_view_operator(A: Any, *, name: str = "A", check_finite: bool = True) -> Any:
+    """``(op, xp, like)``: a NumPy operator over CPU torch or JAX data, or None.
+
+    Iterations made of many small steps (Lanczos: a few vector operations per
+    operator application) pay each framework's per-call dispatch cost
+    thousands of times.  For torch tensors on the CPU (dense, or sparse COO /
+    CSR) and JAX CPU arrays the data already lies in host memory: this
+    returns an operator over zero-copy NumPy views of it (DLPack; a sparse
+    COO tensor is converted to CSR once), with products through NumPy's BLAS
+    and eigarray's Numba CSR kernel, together with the caller's namespace
+    ``xp`` and an array ``like`` whose device the results go back to.
+    GPU arrays and anything else give None.  The solvers that use it are not
+    differentiable: a tensor that requires gradients is read detached.
+    """
+    if ns.is_torch_array(A):
+        A = A.detach()
+    if _is_torch_sparse(A):
+        if A.device.type != "cpu":
+            return None
+        import torch
+
+        if A.layout not in (torch.sparse_coo, torch.sparse_csr):
+            return None
+        xp = ns.array_namespace(A.values())
+        C = A.to_sparse_csr() if A.layout == torch.sparse_coo else A
+        if C.values().is_conj():
+            C = C.resolve_conj()
+        dtype = ns.working_dtype(ns.numpy_namespace(), C.values().numpy().dtype, name=name)
+        indptr, indices = C.crow_indices().numpy(), C.col_indices().numpy()
+        data = C.values().numpy()
+        data = data if data.dtype == dtype else data.astype(dtype)
+        if check_finite and not np.all(np.isfinite(data)):
+            raise ValueError(f"`{name}` must not contain NaN or Inf.")
+        shape = (int(A.shape[0]), int(A.shape[1]))
+        AT: list = []
+
+        def matvec(x):
+            return csr_product(indptr, indices, data, x, shape[0])
+
+        def rmatmat(Y):
+            if not AT:
+                T = (C.t().conj() if C.is_complex() else C.t()).to_sparse_csr().resolve_conj()
+                vals = T.values().numpy()
+                AT.append((T.crow_indices().numpy(), T.col_indices().numpy(),
+                           vals if vals.dtype == dtype else vals.astype(dtype)))
+            ip, ix, dv = AT[0]
+            return csr_product(ip, ix, dv, Y, shape[1])
+
+        op = LinearOperator(shape, dtype, ns.numpy_namespace(), matvec=matvec, matmat=matvec,
+                            rmatvec=rmatmat, rmatmat=rmatmat, device="cpu")
+        return op, xp, A.values()
+    if not (ns.is_torch_array(A) or ns.is_jax_array(A)) or getattr(A, "ndim", 0) != 2:
+        return None
+    view = ns.as_numpy_view(A)
+    if view is None:
+        return None
+    return _dense_operator(view, name=name, check_finite=check_finite), ns.array_namespace(A), A

@@ -150,6 +150,41 @@ def test_torch_sparse_tensor(rng):
     testing.assert_eigenpairs(A, w, V, exact=exact[-5:])
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("layout", ["dense", "coo", "csr", "complex_csr"])
+def test_cpu_torch_iterates_on_host_views(layout, rng):
+    # CPU torch data is viewed as NumPy (no copy of a dense tensor), the
+    # iteration runs there, and the results come back as torch tensors.
+    torch = pytest.importorskip("torch")
+    from eigarray._operator import host_view_operator
+
+    dtype = np.complex128 if layout.startswith("complex") else np.float64
+    A = random_hermitian(40, dtype, rng)
+    A[np.abs(A) < 0.8] = 0.0
+    T = torch.from_numpy(A)
+    if layout != "dense":
+        T = T.to_sparse_coo() if layout == "coo" else T.to_sparse_csr()
+    op, xp, like = host_view_operator(T)
+    assert op.xp.__name__.endswith("numpy") and xp.__name__.endswith("torch")
+    x = rng.standard_normal((40, 3)).astype(dtype)
+    np.testing.assert_allclose(op.matmat(x), A @ x, rtol=1e-14, atol=1e-13)
+    np.testing.assert_allclose(op.rmatmat(x), A.conj().T @ x, rtol=1e-14, atol=1e-13)
+    if layout == "dense":
+        assert np.shares_memory(op.matvec.__self__._matvec.__closure__[0].cell_contents, A)
+    w, V = eigarray.eigsh(T, k=4, which="LA", rng=0)
+    assert isinstance(w, torch.Tensor) and isinstance(V, torch.Tensor)
+    testing.assert_eigenpairs(A, w, V, exact=reference(A, 4, "LA"))
+
+
+def test_tensor_requiring_gradients_is_read_detached(rng):
+    torch = pytest.importorskip("torch")
+    A = random_hermitian(30, np.float64, rng)
+    T = torch.from_numpy(A).requires_grad_(True)
+    w, V = eigarray.eigsh(T, k=3, which="LA", rng=0)
+    assert isinstance(w, torch.Tensor) and not w.requires_grad
+    testing.assert_eigenpairs(A, w, V, exact=reference(A, 3, "LA"))
+
+
 def test_result_carries_true_residuals_and_history(rng):
     A = random_hermitian(100, np.float64, rng)
     seen = []
