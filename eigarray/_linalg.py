@@ -122,8 +122,10 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
                         breakdown: float, rng: Any) -> tuple[Any, Any, Any]:
     """Orthonormalise the rows of ``W`` (already orthogonal to ``B[:size]``).
 
-    ``W = Rᵀ Q`` row by row (Gram-Schmidt, twice) with ``R`` upper
-    triangular.  A row whose remaining norm is at most ``breakdown`` is
+    ``W = Rᵀ Q`` row by row (Gram-Schmidt, repeated under the DGKS test) with
+    ``R`` upper triangular; a row that loses most of its norm to the rows
+    before it is orthogonalised against the basis again, since the rounding
+    errors of its earlier projections are no longer small relative to it.  A row whose remaining norm is at most ``breakdown`` is
     dependent on the basis (an invariant subspace): it is replaced by a random
     vector orthogonal to the basis and to the rows before it, with a zero
     diagonal entry in ``R``.  Returns ``Q``, ``R`` (host) and the number of
@@ -138,13 +140,23 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
     lost = 0
     for c in range(b):
         w = W[c, ...]
-        nw = float(norms[c])
-        for _ in range(2):
+        before = float(norms[c])
+        nw = before
+        for again in range(3 if rows else 0):
+            if again:
+                # Cancellation: what is left is of the order of the rounding
+                # errors of earlier projections, which were small only
+                # relative to the row's norm; orthogonalise it against the
+                # basis again (the coefficients, O(eps ||w||), stay out of R).
+                w = project_out(xp, B, size, w[None, :], cplx=cplx)[0][0, ...]
+                before = nw
             for i, q in enumerate(rows):
                 d = xp.vecdot(q, w)
                 w = w - d * q
                 R[i, c] += complex(d) if cplx else float(d)
-        nw = float(xp.linalg.vector_norm(w))
+            nw = float(xp.linalg.vector_norm(w))
+            if nw >= _DGKS * before or nw <= breakdown:
+                break
         if nw > breakdown:
             R[c, c] = nw
             rows.append(w / nw)
@@ -153,15 +165,21 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
         if size + len(rows) < n:
             r = random_vector(xp, n, W.dtype, rng, ns.device(W))
             Q = xp.stack(rows, axis=0) if rows else None
-            nr = float(xp.linalg.vector_norm(r))
-            for _ in range(2):
+            # Project until a pass keeps most of what it was given (DGKS): a
+            # basis filling most of the space leaves a small but clean part.
+            before = float(xp.linalg.vector_norm(r))
+            floor = ns.eps(xp, W.dtype) * math.sqrt(n) * before
+            for _ in range(4):
                 r, _, _ = project_out(xp, B, size, r[None, :], cplx=cplx)
                 r = r[0, ...]
                 if Q is not None:
                     d = xp.conj(Q @ xp.conj(r)) if cplx else Q @ r
                     r = r - d @ Q
-            no = float(xp.linalg.vector_norm(r))
-            if no > 0.5 * nr:
+                no = float(xp.linalg.vector_norm(r))
+                if no >= _DGKS * before or no <= floor:
+                    break
+                before = no
+            if no >= _DGKS * before and no > floor:
                 q = r / no
         if q is None:
             lost += 1

@@ -134,7 +134,8 @@ def report_nonconvergence(result: Any, policy: str, what: str = "eigenpairs") ->
     missed = int(np.count_nonzero(~info.converged))
     if missed == 0:
         return
-    worst = float(np.nanmax(info.residual_norms)) if info.residual_norms.size else float("nan")
+    res = np.asarray(info.residual_norms, dtype=float)
+    worst = float(np.nanmax(res)) if np.any(~np.isnan(res)) else float("nan")
     msg = (
         f"{missed} of {info.converged.size} {what} did not converge after "
         f"{info.n_iter} iterations and {info.n_matvec} operator applications; "

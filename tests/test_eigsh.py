@@ -185,6 +185,19 @@ def test_tensor_requiring_gradients_is_read_detached(rng):
     testing.assert_eigenpairs(A, w, V, exact=reference(A, 3, "LA"))
 
 
+@pytest.mark.parametrize("block_size", [1, 2, 3])
+@pytest.mark.parametrize("ncv", [40, 60])
+def test_high_multiplicity_keeps_the_basis_orthonormal(block_size, ncv):
+    # Three eigenvalues of multiplicity 20: the Krylov space collapses again
+    # and again, rows of a block cancel down to rounding noise, and random
+    # vectors fill a basis that spans the whole space (ncv = n).
+    lam = np.repeat([1.0, 2.0, 3.0], 20)
+    A, _ = testing.matrix_with_spectrum(lam, rng=1)
+    res = eigarray.lanczos(A, 25, ncv=ncv, block_size=block_size, rng=0)
+    assert res.info.all_converged
+    testing.assert_eigenpairs(A, res.eigenvalues, res.eigenvectors, exact=lam[-25:])
+
+
 def test_result_carries_true_residuals_and_history(rng):
     A = random_hermitian(100, np.float64, rng)
     seen = []
