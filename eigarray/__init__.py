@@ -9,8 +9,11 @@ array-api-strict arrays in, the same kind of array out.
 
 from ._jacobi import eigh_batched, jacobi_eigh
 from ._lanczos import LanczosState, eigsh, lanczos
+from ._matfuncs import PolarResult, expm, funm, inv_sqrtm, logm, polar, powm, sqrtm
 from ._operator import LinearOperator, aslinearoperator
+from ._power import PowerState, SpectralNormState, spectral_norm, subspace_iteration
 from ._result import ConvergenceInfo, ConvergenceWarning, EighResult, NoConvergence, SVDResult
+from ._svds import svds
 
 __version__ = "0.1.0"
 
@@ -21,11 +24,24 @@ __all__ = [
     "LanczosState",
     "LinearOperator",
     "NoConvergence",
+    "PolarResult",
+    "PowerState",
     "SVDResult",
+    "SpectralNormState",
     "__version__",
     "aslinearoperator",
     "eigh_batched",
     "eigsh",
+    "expm",
+    "funm",
+    "inv_sqrtm",
     "jacobi_eigh",
     "lanczos",
+    "logm",
+    "polar",
+    "powm",
+    "spectral_norm",
+    "sqrtm",
+    "subspace_iteration",
+    "svds",
 ]

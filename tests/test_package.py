@@ -15,13 +15,15 @@ import eigarray
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PKG = ROOT / "eigarray"
 
-ALGORITHM_MODULES = ["_lanczos.py", "_linalg.py", "_jacobi.py", "_jacobi_reference.py"]
+ALGORITHM_MODULES = ["_lanczos.py", "_linalg.py", "_jacobi.py", "_jacobi_reference.py",
+                     "_power.py", "_randomized.py", "_svds.py", "_matfuncs.py", "_layers.py",
+                     "_spectral.py"]
 FRAMEWORKS = {"numpy", "numba", "cupy", "torch", "jax", "dask", "scipy", "array_api_compat"}
 
 
 def test_public_api_is_exhaustive():
     public = {name for name in dir(eigarray) if not name.startswith("_")}
-    modules = {"testing", "kernels"}
+    modules = {"testing", "kernels", "spectral"}
     assert set(eigarray.__all__) - {"__version__"} == public - modules
     for name in eigarray.__all__:
         assert hasattr(eigarray, name)

@@ -1,0 +1,584 @@
+"""Thick-restart Golub-Kahan-Lanczos bidiagonalisation for a few singular triplets.
+
+Algorithm: the Golub-Kahan-Lanczos (GKL) bidiagonalisation with full
+reorthogonalisation of both bases (as PROPACK), restarted by the thick
+restart / augmentation of Baglama & Reichel (2005, IRLBA), which for the
+bidiagonalisation is the Krylov-Schur method of Stewart and the thick restart
+of Wu & Simon.  The operator is oriented so that it is tall, ``B = A`` when
+``m >= n`` and ``B = Aᴴ`` otherwise, so that the *right* basis lives on the
+smaller side.  Each step applies ``B`` to the newest right vector and ``Bᴴ``
+to the newest left vector; the products are orthogonalised against the whole
+left (resp. right) basis by classical Gram-Schmidt repeated under the DGKS
+criterion, as products over the basis block.  The projected matrix
+``M = Uᴴ B V`` (upper bidiagonal after a cold start, "arrow + bidiagonal"
+after a restart) is never formed from ``AᴴA`` or the augmented matrix, so
+small singular values keep their absolute accuracy ``eps ||A||``.  When
+``ncv`` steps have been taken, the SVD of the small ``M`` on the host gives
+Ritz triplets and their residual estimates ``|β_j p_{j,i}|``; converged
+wanted triplets are locked (their coupling to the rest set to zero, never
+touched again) and the basis is restarted with the best Ritz vectors and the
+last right vector, in one matrix product per basis.  For the smallest
+values, restarts keep harmonic Ritz vectors instead (Baglama & Reichel's
+harmonic augmentation, from the SVD of ``Uᴴ B [V, v_{j+1}]``), while
+convergence and the returned triplets stay with ordinary Ritz triplets.
+
+Storage: the right and left bases are the rows of ``(ncv + 1, min(m, n))``
+and ``(ncv + 1, max(m, n))`` arrays, in the operator's namespace and on its
+device; the projected ``(ncv + 1) x (ncv + 1)`` matrix and its SVD live on
+the host in float64 or complex128.
+
+Host synchronisation: a few scalars per operator application (projection
+coefficients and norms), and once per restart (the Ritz coefficients go to
+the device).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from . import _namespace as ns
+from . import _validate as val
+from ._lanczos import LanczosState, default_keep
+from ._linalg import (
+    combine_rows,
+    orthonormalize_rows,
+    project_out,
+    random_vector,
+    row_norms,
+    set_rows,
+)
+from ._operator import LinearOperator, aslinearoperator
+from ._result import ConvergenceInfo, SVDResult, report_nonconvergence
+
+__all__ = ["svds"]
+
+_WHICH = ("LM", "SM")
+_SOLVERS = ("lanczos", "randomized", "power")
+_RETURN_VECTORS = (True, False, "u", "vh")
+
+
+def default_ncv(k: int, m: int, n: int, which: str = "LM") -> int:
+    """eigarray's default basis size for ``k`` triplets of an ``m x n`` operator.
+
+    ``min(m, n, max(2k + 1, k + 24))`` for the largest values; the smallest
+    ones are clustered on the scale of ``AᴴA``, whose Krylov space the
+    bidiagonalisation builds, and get ``min(m, n, max(3k, k + 64))``.
+    """
+    if which == "SM":
+        return min(min(m, n), max(3 * k, k + 64))
+    return min(min(m, n), max(2 * k + 1, k + 24))
+
+
+def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol: float,
+          v0: Any, rng: Any, callback: Callable | None, want_vectors: bool) -> SVDResult:
+    """Thick-restart GKL bidiagonalisation on ``op`` (validated arguments).
+
+    With ``B`` the tall orientation of ``op``, the right basis rows ``V[:j+1]``
+    and left basis rows ``U[:j]`` satisfy ``B V_j = U_j M`` and
+    ``Bᴴ U_j = V_j Mᴴ + β v_{j+1} e_jᵀ`` (``M = M[:j, :j]`` on the host).
+    A harmonic restart ('SM') takes one more forward step first, so that
+    ``B V_{j+1} = U_{j+1} M[:j+1, :j+1]``; the rows ``nlock:`` are active.
+    Returns singular values ascending.
+    """
+    xp = op.xp
+    hx = ns.numpy_namespace()
+    m_a, n_a = op.shape
+    flip = m_a < n_a                       # B = Aᴴ: the right basis is A's left side
+    mB, nB = (n_a, m_a) if flip else (m_a, n_a)
+    fwd = op.rmatvec if flip else op.matvec
+    adj = op.matvec if flip else op.rmatvec
+    dtype = op.dtype
+    cplx = ns.is_complex(xp, dtype)
+    host_dtype = hx.complex128 if cplx else hx.float64
+    eps = ns.eps(xp, dtype)
+    tol = max(tol, eps)
+    count0 = op.n_matvec + op.n_rmatvec
+
+    def n_products() -> int:
+        return op.n_matvec + op.n_rmatvec - count0
+
+    V = xp.zeros((ncv + 1, nB), dtype=dtype, device=op.device)
+    U = xp.zeros((ncv + 1, mB), dtype=dtype, device=op.device)
+    M = hx.zeros((ncv + 1, ncv + 1), dtype=host_dtype)
+    v = v0 if v0 is not None else random_vector(xp, nB, dtype, rng, op.device)
+    v = v / xp.astype(xp.linalg.vector_norm(v), dtype)
+    V = set_rows(V, 0, v)
+
+    locked_s: list[float] = []
+    locked_est: list[float] = []
+    nlock = 0
+    j = 0
+    beta = 0.0
+    anorm = 0.0
+    history: dict[str, list] = {"ritz_values": [], "residual_estimates": [], "n_matvec": []}
+    n_iter = 0
+    stop_reason = None
+    exhausted = False
+    skip_forward = False               # after a harmonic restart u_j already exists
+
+    def forward(j: int) -> None:
+        """``u_j`` from ``B v_j``: column ``j`` of ``M``."""
+        nonlocal U, anorm
+        w = fwd(V[j, ...])[None, :]
+        nw = row_norms(xp, w)
+        anorm = max(anorm, float(nw[0]))
+        w, C, norms = project_out(xp, U, j, w, cplx=cplx, norms_before=nw)
+        C[:nlock, :] = 0.0                            # locked triplets are deflated
+        Q, R, lost = orthonormalize_rows(xp, U, j, w, norms, cplx=cplx,
+                                         breakdown=eps * anorm * math.sqrt(mB), rng=rng)
+        q = _random_orthogonal(xp, U, j, mB, dtype, cplx, rng) if lost else None
+        U = set_rows(U, j, Q[0, ...] if q is None else q)
+        M[:j, j] = C[:, 0]
+        M[j, j] = R[0, 0]
+
+    def backward(j: int) -> tuple[float, int]:
+        """``v_{j+1}`` from ``Bᴴ u_j``; returns ``β_j`` and whether it was lost."""
+        nonlocal V, anorm
+        z = adj(U[j, ...])[None, :]
+        nz = row_norms(xp, z)
+        anorm = max(anorm, float(nz[0]))
+        z, _, norms = project_out(xp, V, j + 1, z, cplx=cplx, norms_before=nz)
+        Q, R, lost = orthonormalize_rows(xp, V, j + 1, z, norms, cplx=cplx,
+                                         breakdown=eps * anorm * math.sqrt(nB), rng=rng)
+        if not lost:
+            V = set_rows(V, j + 1, Q[0, ...])
+            return abs(complex(R[0, 0])), 0
+        q = _random_orthogonal(xp, V, j + 1, nB, dtype, cplx, rng)
+        if q is None:
+            return 0.0, 1                             # the right basis spans the space
+        V = set_rows(V, j + 1, q)
+        return 0.0, 0
+
+    while True:
+        # 1. GKL steps with full reorthogonalisation until ncv right vectors are multiplied.
+        while j < ncv and not exhausted:
+            if skip_forward:
+                skip_forward = False
+            else:
+                forward(j)
+            beta, lost = backward(j)
+            j += 1
+            exhausted = lost > 0                      # the right basis spans the space
+
+        # 2. Ritz triplets from the SVD of the active M = Uᴴ B V; residuals |β p_last|.
+        P, s, Qh = hx.linalg.svd(M[nlock:j, nlock:j])
+        Qr = hx.conj(Qh.T)
+        est = beta * hx.abs(P[-1, :]) if P.shape[0] else hx.zeros(0)
+        anorm = max(anorm, float(s[0]) if s.size else 0.0, max(locked_s, default=0.0))
+        threshold = tol * anorm
+
+        all_s = hx.concat([hx.asarray(locked_s, dtype=hx.float64), s])
+        all_est = hx.concat([hx.asarray(locked_est, dtype=hx.float64), est])
+        pref = _preference(all_s, which)
+        wanted = pref[:k]
+        done = all_est[wanted] <= threshold
+        n_iter += 1
+        order = hx.argsort(all_s[wanted], stable=True)
+        history["ritz_values"].append(all_s[wanted][order])
+        history["residual_estimates"].append(all_est[wanted][order])
+        history["n_matvec"].append(n_products())
+        if callback is not None:
+            state = LanczosState(n_iter, n_products(), all_s[wanted][order],
+                                 all_est[wanted][order], int(hx.count_nonzero(done)))
+            if callback(state) is True:
+                stop_reason = "callback"
+        if bool(hx.all(done)) or exhausted or n_iter >= maxiter or stop_reason:
+            break
+
+        # 3. Lock the converged wanted triplets and choose the vectors to keep.  For
+        #    'SM' without new locks, the harmonic Ritz vectors (Baglama & Reichel)
+        #    are kept instead: from the SVD of M⁺ = Uᴴ B [V, v_{j+1}], which needs
+        #    one more product, u_{j+1} = (B v_{j+1} - β u_j) / α.
+        active_wanted = [int(i) - nlock for i in wanted if i >= nlock]
+        new_lock = [i for i in active_wanted if est[i] <= threshold]
+        unconverged = [i for i in active_wanted if est[i] > threshold]
+        harmonic = which == "SM" and not new_lock and beta > 0.0
+        if harmonic:
+            forward(j)
+            alpha = M[j, j]
+            P, s, Qh = hx.linalg.svd(M[nlock:j, nlock:j + 1], full_matrices=True)
+            Qr = hx.conj(Qh.T)                        # last column: the null vector of M⁺
+        n_free = ncv - nlock - len(new_lock)
+        locked_set = set(new_lock)
+        rest = [int(i) for i in _preference(s, which) if int(i) not in locked_set]
+        line = s[rest] ** 2 if which == "LM" else -(s[rest] ** 2)   # eigenvalues of BᴴB
+        target = max((rest.index(i) for i in unconverged), default=0)
+        n_keep = default_keep(n_free, len(unconverged), line, target)
+        n_keep = min(n_free - 1, max(len(unconverged), n_keep))
+        kept = rest[:n_keep]
+        sel = new_lock + kept
+        p = len(sel)
+        M[nlock:, :] = 0.0
+        M[:, nlock:] = 0.0
+        for r_, i in enumerate(sel):
+            M[nlock + r_, nlock + r_] = s[i]
+
+        # 4. Thick restart.  Ritz: the Ritz vectors, then v_{j+1}, the next vector
+        #    to multiply.  Harmonic: right vectors [V, v_{j+1}] [Q_sel, null vector],
+        #    left vectors [U P_sel, u_{j+1}], coupled through the last row of M;
+        #    the next step starts at Bᴴ u_{j+1}.
+        if harmonic:
+            Y = hx.concat([Qr[:, sel], Qr[:, -1:]], axis=1)
+            V = combine_rows(xp, V, _to_device(xp, Y, dtype, V), start=nlock, stop=j + 1)
+            U = combine_rows(xp, U, _to_device(xp, P[:, sel], dtype, U), start=nlock, stop=j)
+            U = set_rows(U, nlock + p, U[j, ...])
+            last = j - nlock
+            for r_, i in enumerate(sel):
+                M[nlock + p, nlock + r_] = alpha * Qr[last, i]
+            M[nlock + p, nlock + p] = alpha * Qr[last, -1]
+            skip_forward = True
+        else:
+            V = combine_rows(xp, V, _to_device(xp, Qr[:, sel], dtype, V), start=nlock, stop=j)
+            V = set_rows(V, nlock + p, V[j, ...])
+            U = combine_rows(xp, U, _to_device(xp, P[:, sel], dtype, U), start=nlock, stop=j)
+        locked_s += [float(s[i]) for i in new_lock]
+        locked_est += [float(est[i]) for i in new_lock]
+        nlock += len(new_lock)
+        j = nlock + len(kept)
+
+    # 5. The wanted triplets, ascending, with true residuals.
+    vals = all_s[wanted]
+    order = hx.argsort(vals, stable=True)
+    idx = wanted[order]
+    converged = all_est[idx] <= threshold
+    real_dtype = ns.real_dtype(xp, dtype)
+    s_out = xp.asarray(ns.from_host_numpy(hx.asarray(vals[order]), xp, like=V), dtype=real_dtype)
+    info_hist = {key: hx.asarray(val_) for key, val_ in history.items()}
+    if not want_vectors:
+        info = ConvergenceInfo(converged, hx.full(k, hx.nan), n_iter, n_products(), info_hist)
+        return SVDResult(None, s_out, None, info=info)
+
+    Yv = hx.zeros((j, k), dtype=host_dtype)
+    Yu = hx.zeros((j, k), dtype=host_dtype)
+    for c_, i in enumerate(idx):
+        i = int(i)
+        if i < nlock:
+            Yv[i, c_] = Yu[i, c_] = 1.0
+        else:
+            Yv[nlock:j, c_] = Qr[:, i - nlock]
+            Yu[nlock:j, c_] = P[:, i - nlock]
+    XV = _to_device(xp, Yv, dtype, V).T @ V[:j, ...]       # (k, nB): right vectors of B
+    XU = _to_device(xp, Yu, dtype, U).T @ U[:j, ...]       # (k, mB): left vectors of B
+    Ucols, Vrows = (XV.T, XU) if flip else (XU.T, XV)       # A's left columns, right rows
+    Vh = xp.conj(Vrows) if cplx else Vrows
+    sd = xp.astype(s_out, dtype)
+    R1 = op.matmat(xp.conj(Vh).T if cplx else Vh.T) - Ucols * sd
+    R2 = op.rmatmat(Ucols) - (xp.conj(Vh).T if cplx else Vh.T) * sd
+    r1 = ns.to_host_numpy(xp.linalg.vector_norm(R1, axis=0)).astype(hx.float64)
+    r2 = ns.to_host_numpy(xp.linalg.vector_norm(R2, axis=0)).astype(hx.float64)
+    info = ConvergenceInfo(converged, hx.maximum(r1, r2), n_iter, n_products(), info_hist)
+    return SVDResult(Ucols, s_out, Vh, info=info)
+
+
+def _random_orthogonal(xp: Any, B: Any, size: int, n: int, dtype: Any, cplx: bool,
+                       rng: Any) -> Any:
+    """A random unit vector orthogonal to ``B[:size]`` (None when ``size >= n``).
+
+    Used after a breakdown that :func:`orthonormalize_rows` could not repair:
+    its test keeps a random vector only if half its norm survives the
+    projection, which fails when the basis fills most of the space (a random
+    vector keeps about ``sqrt((n - size) / n)`` of its norm).  Two projections
+    make the survivor orthogonal to working precision whatever its size.
+    """
+    if size >= n:
+        return None
+    r = random_vector(xp, n, dtype, rng, ns.device(B))[None, :]
+    n0 = float(row_norms(xp, r)[0])
+    for _ in range(2):
+        r, _, norms = project_out(xp, B, size, r, cplx=cplx)
+    nr = float(norms[0])
+    if not nr > 1e3 * ns.eps(xp, dtype) * math.sqrt(n) * n0:
+        return None
+    return r[0, ...] / xp.astype(xp.asarray(nr, dtype=ns.real_dtype(xp, dtype),
+                                            device=ns.device(B)), dtype)
+
+
+def _preference(s: Any, which: str) -> Any:
+    """Indices of ``s`` from most to least wanted."""
+    hx = ns.numpy_namespace()
+    return hx.argsort(-s if which == "LM" else s, stable=True)
+
+
+def _to_device(xp: Any, a: Any, dtype: Any, like: Any) -> Any:
+    hx = ns.numpy_namespace()
+    out = ns.from_host_numpy(hx.ascontiguousarray(a), xp, like=like)
+    return xp.astype(out, dtype) if out.dtype != dtype else out
+
+
+def _check_v0(op: LinearOperator, v0: Any, n: int) -> Any:
+    xp = op.xp
+    if not ns.is_array_api_obj(v0):
+        raise TypeError(f"`v0` must be an array of shape ({n},); got {type(v0).__name__}.")
+    if tuple(v0.shape) != (n,):
+        raise ValueError(f"`v0` must have shape ({n},) = (min(m, n),) to match `A` of shape "
+                         f"{op.shape}; got shape={tuple(v0.shape)}.")
+    vxp = ns.array_namespace(v0)
+    if getattr(vxp, "__name__", vxp) != getattr(xp, "__name__", xp):
+        v0 = ns.from_host_numpy(ns.to_host_numpy(v0), xp)
+    if xp.isdtype(v0.dtype, "complex floating") and not ns.is_complex(xp, op.dtype):
+        raise TypeError(f"`v0` is complex but `A` is real ({op.dtype}); pass a real `v0`.")
+    v0 = xp.astype(v0, op.dtype, copy=True)
+    if not bool(xp.all(xp.isfinite(v0))):
+        raise ValueError("`v0` must not contain NaN or Inf.")
+    if float(xp.linalg.vector_norm(v0)) == 0.0:
+        raise ValueError("`v0` must not be the zero vector.")
+    return v0
+
+
+def _check_return(value: Any) -> Any:
+    if not any(value is c or (isinstance(value, str) and value == c)
+               for c in _RETURN_VECTORS):
+        raise ValueError("`return_singular_vectors` must be one of True, False, 'u', 'vh'; "
+                         f"got return_singular_vectors={value!r}.")
+    return value
+
+
+def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str = "LM",
+         v0: Any = None, maxiter: int | None = None, return_singular_vectors: Any = True, *,
+         solver: str = "lanczos", rng: Any = None, callback: Callable | None = None,
+         on_nonconvergence: str = "warn") -> Any:
+    """Find ``k`` singular triplets of a matrix or operator.
+
+    A drop-in for :func:`scipy.sparse.linalg.svds` that runs on the array the
+    caller has: NumPy, CuPy, torch, JAX or array-api-strict arrays, scipy /
+    cupyx sparse matrices, torch sparse tensors and operators with an adjoint
+    product.  The default solver is thick-restart Golub-Kahan-Lanczos
+    bidiagonalisation with full reorthogonalisation of both bases (Baglama &
+    Reichel's augmented restart, PROPACK's reorthogonalisation): it applies
+    ``A`` and ``Aᴴ`` alternately and never forms ``AᴴA``, so small singular
+    values are as accurate as large ones (absolute error ``O(eps ||A||)``).
+    ``solver='randomized'`` (Halko-Martinsson-Tropp) and ``solver='power'``
+    (block power iteration) trade accuracy control for fewer passes.
+
+    Parameters
+    ----------
+    A : array, sparse matrix or operator, shape (m, n)
+        Anything :func:`eigarray.aslinearoperator` accepts that has an
+        adjoint product (``rmatvec`` or ``rmatmat``); dense and sparse
+        matrices always do.
+    k : int, default=6
+        Number of singular triplets: ``0 < k < min(m, n)`` for
+        ``solver='lanczos'`` (scipy's rule), ``0 < k <= min(m, n)`` for the
+        other solvers.
+    ncv : int, optional
+        ``solver='lanczos'`` only: number of Lanczos vectors of each side
+        between restarts, ``k < ncv <= min(m, n)``; default
+        ``min(min(m, n), max(2k + 1, k + 24))`` for 'LM' and
+        ``min(min(m, n), max(3k, k + 64))`` for 'SM'.  Ignored by the other
+        solvers.
+    tol : float, default=0
+        Relative accuracy: a triplet is converged when its residual norm
+        ``||Aᴴ u - σ v||`` is at most ``tol * ||A||`` (``||A||`` estimated
+        by the largest Ritz value); 0 means machine precision of the working
+        dtype.  Ignored by ``solver='randomized'``.
+    which : {'LM', 'SM'}, default='LM'
+        Largest or smallest singular values.  'SM' is for ``solver='lanczos'``
+        only and converges well when the smallest singular values are
+        separated from each other (not a cluster at zero); otherwise it warns.
+    v0 : array, shape (min(m, n),), optional
+        ``solver='lanczos'`` only: starting vector, as scipy: an approximate
+        right singular vector when ``m >= n``, a left one when ``m < n``
+        (default: random, drawn from ``rng``).  Ignored by the other solvers.
+    maxiter : int, optional
+        ``solver='lanczos'``: maximum number of restarts (default
+        ``max(10 min(m, n), 1000)``); ``solver='power'``: maximum number of
+        iterations.  Ignored by ``solver='randomized'``.
+    return_singular_vectors : {True, False, 'u', 'vh'}, default=True
+        As scipy: False returns the singular values alone (an array); 'u'
+        returns ``(u, s, None)`` when ``m <= n``, 'vh' returns
+        ``(None, s, vh)`` when ``m > n``, and every vector otherwise.
+    solver : {'lanczos', 'randomized', 'power'}, default='lanczos'
+        The algorithm (see Notes).
+    rng : None, int or numpy.random.Generator, optional
+        Source of the starting and restart vectors.
+    callback : callable, optional
+        ``solver='lanczos'`` only: called as ``callback(state)`` with a
+        :class:`LanczosState` (``ritz_values`` are singular values) after
+        each restart; returning ``True`` stops the iteration.
+    on_nonconvergence : {'warn', 'raise'}, default='warn'
+        What to do when some triplets miss the tolerance within ``maxiter``.
+
+    Returns
+    -------
+    SVDResult
+        ``(u, s, vh)``: ``s`` ascending, shape (k,), real dtype of the
+        working precision (as scipy's ``svds`` returns them); ``u`` of shape
+        (m, k) with the left singular vectors as columns; ``vh`` of shape
+        (k, n) with the right singular vectors as rows; all in the namespace
+        and on the device of ``A``.  ``result.info`` is a
+        :class:`ConvergenceInfo` whose ``residual_norms`` are the true
+        ``max(||A v - σ u||, ||Aᴴ u - σ v||)``, ``n_matvec`` counts products
+        with ``A`` and with ``Aᴴ``, ``n_iter`` counts restarts and
+        ``history`` holds per restart the Ritz values, residual estimates
+        and product counts.  With ``return_singular_vectors=False``, the
+        array ``s`` alone.
+
+    Raises
+    ------
+    ValueError
+        For ``k``, ``ncv``, ``which``, ``solver``, ``tol``, ``maxiter`` or
+        ``return_singular_vectors`` out of range, NaN or Inf in a dense or
+        sparse ``A`` or in ``v0``, a zero ``v0`` or one of the wrong shape,
+        an empty ``A``, or ``which='SM'`` or a ``callback`` with a solver
+        other than 'lanczos'.
+    TypeError
+        For an operator ``A`` without an adjoint product, a non-integer
+        ``k``, ``ncv`` or ``maxiter``, or a complex ``v0`` for a real ``A``.
+    NoConvergence
+        With ``on_nonconvergence='raise'``, when some triplets did not converge.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When some triplets did not converge (they are still returned,
+        flagged in ``result.info.converged``).
+
+    See Also
+    --------
+    scipy.sparse.linalg.svds : ARPACK on the normal matrix, or PROPACK.
+    eigsh : Thick-restart Lanczos for Hermitian operators.
+
+    Notes
+    -----
+    Which solver: 'lanczos' (the default) for a few triplets to working
+    accuracy, the smallest ones included, and whenever singular values are
+    close together; 'randomized' for a low-rank approximation of a matrix
+    whose spectrum decays, in a fixed small number of passes over ``A``
+    (the best choice for Dask arrays and out-of-core data; accuracy is that
+    of the approximation, not ``tol``); 'power' to refine or track the top
+    singular subspace.
+
+    The Lanczos solver orients the operator so that its right basis is on
+    the smaller side (it works on ``Aᴴ`` when ``m < n``): for ``which='SM'``
+    the small Ritz values then approximate the ``min(m, n)`` singular values
+    and not the zero eigenvalues of the larger Gram matrix.  Each step costs
+    one product with ``A``, one with ``Aᴴ`` and, per Gram-Schmidt pass (one
+    or two), two products with each ``(j, m)`` and ``(j, n)`` basis block;
+    each restart costs one ``(p, ncv) x (ncv, m + n)`` product.  Memory:
+    ``(ncv + 2)(m + n)`` numbers of the working precision.  The method uses
+    a single starting vector: of a repeated singular value it finds further
+    copies only through rounding errors and random restarts.
+
+    For 'SM' the restarts that lock nothing keep harmonic Ritz vectors
+    (Baglama & Reichel), from the SVD of the ``j x (j+1)`` matrix
+    ``Uᴴ B [V, v_{j+1}]`` (one more product per restart), while convergence
+    is judged, and the triplets are returned, by ordinary Ritz triplets,
+    whose residuals reach ``eps ||A||`` even for singular values far below
+    ``||A||`` (harmonic Ritz vectors of such values are ill-determined).
+    'SM' converges slowly towards a cluster of tiny singular values (a
+    geometric decay down to ``1e-12 ||A||``) and says so through
+    ``ConvergenceWarning``.
+
+    Host synchronisation: a few scalars per product, one small SVD per
+    restart.
+
+    References
+    ----------
+    J. Baglama and L. Reichel, "Augmented implicitly restarted Lanczos
+    bidiagonalization methods", SIAM J. Sci. Comput. 27(1), 19-42, 2005.
+    K. Wu and H. Simon, "Thick-restart Lanczos method for large symmetric
+    eigenvalue problems", SIAM J. Matrix Anal. Appl. 22(2), 602-616, 2000.
+    R. M. Larsen, "Lanczos bidiagonalization with partial
+    reorthogonalization", DAIMI PB-357, 1998 (PROPACK).
+
+    Examples
+    --------
+    >>> import numpy as np, eigarray
+    >>> from eigarray.testing import matrix_with_singular_values
+    >>> sigma = np.r_[np.linspace(1.0, 0.5, 57), [3e-10, 2e-10, 1e-10]]
+    >>> A, _, _ = matrix_with_singular_values(180, 60, sigma, rng=0)
+    >>> u, s, vh = eigarray.svds(A, k=3, which="SM", rng=0)   # ascending, as scipy
+    >>> bool(np.max(np.abs(s - [1e-10, 2e-10, 3e-10])) < 1e-15)
+    True
+    >>> u, s, vh = eigarray.svds(A, k=2, rng=0)
+    >>> bool(np.allclose(s, [sigma[1], sigma[0]], rtol=1e-14))
+    True
+    """
+    op = aslinearoperator(A)
+    if op.xp is None:
+        v0_is_array = v0 is not None and ns.is_array_api_obj(v0)
+        op = op.bind(ns.array_namespace(v0) if v0_is_array else ns.numpy_namespace())
+    shape = op.shape
+    if len(shape) != 2:
+        raise ValueError(f"`A` must be 2-D; got shape={shape}.")
+    m, n = shape
+    if m < 1 or n < 1:
+        raise ValueError(f"`A` must not be empty; got shape={shape}.")
+    if not op.has_adjoint:
+        raise TypeError("`A` must provide its adjoint product (`rmatvec` or `rmatmat`) for "
+                        "svds; wrap it with eigarray.aslinearoperator or give the object "
+                        "an `rmatmat` method.")
+    solver = val.check_choice(solver, _SOLVERS, name="solver")
+    small = min(m, n)
+    if solver == "lanczos":
+        k = val.check_int(k, name="k", low=1, high=small - 1,
+                          rule=f"0 < k < min(m, n) = {small}")
+    else:
+        k = val.check_int(k, name="k", low=1, high=small,
+                          rule=f"0 < k <= min(m, n) = {small} for solver={solver!r}")
+    which = val.check_choice(which, _WHICH, name="which")
+    tol = val.check_tol(tol, name="tol")
+    maxiter = val.check_int(maxiter, name="maxiter", low=1, allow_none=True)
+    return_singular_vectors = _check_return(return_singular_vectors)
+    val.check_callable_or_none(callback, name="callback")
+    val.check_choice(on_nonconvergence, ("warn", "raise"), name="on_nonconvergence")
+    rng = ns.host_rng(rng)
+    if v0 is not None:
+        v0 = _check_v0(op, v0, small)
+    want = return_singular_vectors is not False
+
+    if solver == "lanczos":
+        if ncv is None:
+            ncv = default_ncv(k, m, n, which)
+        ncv = val.check_int(ncv, name="ncv", low=k + 1, high=small,
+                            rule=f"k < ncv <= min(m, n) = {small} (k={k})")
+        if maxiter is None:
+            maxiter = max(10 * small, 1000)
+        result = _impl(op, k, which=which, ncv=ncv, maxiter=maxiter, tol=tol, v0=v0,
+                       rng=rng, callback=callback, want_vectors=want)
+    else:
+        if which != "LM":
+            raise ValueError(f"`which` must be 'LM' for solver={solver!r} (only the Lanczos "
+                             f"solver finds the smallest singular values); got which={which!r}.")
+        if callback is not None:
+            raise ValueError(f"`callback` is supported by solver='lanczos' only; "
+                             f"got solver={solver!r}.")
+        result = _ascending(op.xp, _delegate(op, k, solver, tol=tol, maxiter=maxiter, rng=rng))
+    report_nonconvergence(result, on_nonconvergence, "singular triplets")
+    if not want:
+        return result.S
+    if return_singular_vectors == "u" and m <= n:
+        return SVDResult(result.U, result.S, None, info=result.info)
+    if return_singular_vectors == "vh" and m > n:
+        return SVDResult(None, result.S, result.Vh, info=result.info)
+    return result
+
+
+def _delegate(op: LinearOperator, k: int, solver: str, *, tol: float, maxiter: int | None,
+              rng: Any) -> SVDResult:
+    if solver == "randomized":
+        from ._randomized import svd_impl
+
+        m, n = op.shape
+        n_iter = 7 if k < 0.1 * min(m, n) else 4              # scikit-learn's 'auto'
+        return svd_impl(op, k, n_oversamples=10, n_iter=n_iter, normalizer="auto",
+                        method="range_finder", rng=rng, transpose=m < n, residuals=True)
+    from ._power import svd_impl as power_svd_impl
+
+    return power_svd_impl(op, k, tol=tol, maxiter=maxiter, block_size=None, rng=rng)
+
+
+def _ascending(xp: Any, res: SVDResult) -> SVDResult:
+    """Reorder a result with descending singular values to ascending (scipy's order)."""
+    hx = ns.numpy_namespace()
+    k = res.S.shape[0]
+    rev = xp.asarray(ns.from_host_numpy(hx.arange(k - 1, -1, -1), xp, like=res.S))
+    U = xp.take(res.U, rev, axis=1) if res.U is not None else None
+    Vh = xp.take(res.Vh, rev, axis=0) if res.Vh is not None else None
+    info = res.info
+    if info is not None:
+        info = info._replace(converged=hx.asarray(info.converged)[::-1].copy(),
+                             residual_norms=hx.asarray(info.residual_norms)[::-1].copy())
+    return SVDResult(U, xp.take(res.S, rev, axis=0), Vh, info=info)

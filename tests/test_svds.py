@@ -1,0 +1,378 @@
+"""Contract battery of svds: spectra, LAPACK ratios, namespaces, solvers, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+
+import numpy as np
+import pytest
+from conftest import Backend, is_backend_array, to_backend
+
+import eigarray
+from eigarray import testing
+
+DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
+SOLVERS = ["lanczos", "randomized", "power"]
+
+
+def needs_solver(solver):
+    """Skip when the module behind ``solver`` is not written yet."""
+    module = {"randomized": "eigarray._randomized", "power": "eigarray._power"}.get(solver)
+    if module is None:
+        return
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} does not exist yet")
+    if not hasattr(importlib.import_module(module), "svd_impl"):
+        pytest.skip(f"{module}.svd_impl does not exist yet")
+
+
+def spectrum_matrix(m, n, sig, dtype=np.float64, seed=7):
+    cplx = np.issubdtype(dtype, np.complexfloating)
+    A, _, _ = testing.matrix_with_singular_values(m, n, sig, rng=seed, complex=cplx)
+    return A.astype(dtype)
+
+
+def reference(A, k, which):
+    s = np.linalg.svd(np.asarray(A, dtype=np.result_type(A.dtype, np.float64)),
+                      compute_uv=False)
+    return np.sort(s[:k] if which == "LM" else s[-k:])
+
+
+# --- the contract battery, every solver --------------------------------------------
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_every_backend_and_dtype(backend, solver, dtype):
+    needs_solver(solver)
+    if backend is Backend.JAX and (dtype != np.float64 or solver != "lanczos"):
+        pytest.skip("JAX compiles every small op once per shape and dtype (~0.1 s each on "
+                    "CPU): one case keeps the file fast; the other solvers test JAX themselves")
+    # Exactly rank 12: the randomized range finder is exact; a gap after the
+    # 5th value lets every method converge in a few passes.
+    sig = np.r_[[10.0, 8.0, 6.5, 5.0, 4.0], np.linspace(1.0, 0.5, 7)]
+    A = spectrum_matrix(70, 45, sig, dtype)
+    Ab = to_backend(A, backend)
+    u, s, vh = eigarray.svds(Ab, k=5, solver=solver, rng=1)
+    assert all(is_backend_array(x, backend) for x in (u, s, vh))
+    assert tuple(u.shape) == (70, 5) and tuple(s.shape) == (5,) and tuple(vh.shape) == (5, 45)
+    assert np.all(np.diff(testing._host(s)) > 0)                     # ascending, as scipy
+    testing.assert_singular_triplets(A, u, s, vh, exact=sig[:5])
+    np.testing.assert_array_equal(testing._host(Ab), A)              # input untouched
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_wide_matrix_and_agreement_with_scipy(solver):
+    needs_solver(solver)
+    import scipy.sparse.linalg as sla
+
+    sig = np.r_[[9.0, 7.0, 5.0, 3.0], np.geomspace(1.0, 1e-3, 26)]
+    A = spectrum_matrix(30, 80, sig)
+    u, s, vh = eigarray.svds(A, k=4, solver=solver, rng=0)
+    u_ref, s_ref, vh_ref = sla.svds(A, k=4, rng=0)
+    testing.assert_singular_triplets(A, u, s, vh, exact=np.sort(s_ref))
+    testing.assert_singular_triplets(A, u, s, vh, exact=reference(A, 4, "LM"))
+    # Same singular vectors as scipy up to sign: |u_refᴴ u| is the identity to
+    # rounding (the gaps between the four values are ||A|| / 5, so the vectors
+    # are as well determined as the values).
+    eps = np.finfo(np.float64).eps
+    overlap = np.abs(u_ref.T @ u) - np.eye(4)
+    assert np.abs(overlap).max() < testing.THRESHOLD * 80 * eps * 5
+
+
+@pytest.mark.parametrize("solver", ["randomized", "power"])
+def test_delegated_solvers_allow_k_equal_min_dimension(solver):
+    needs_solver(solver)
+    sig = np.array([4.0, 3.0, 2.0, 1.0, 0.5])
+    A = spectrum_matrix(20, 5, sig)
+    u, s, vh = eigarray.svds(A, k=5, solver=solver, rng=0)
+    testing.assert_singular_triplets(A, u, s, vh, exact=sig)
+    with pytest.raises(ValueError, match=r"`which` must be 'LM' for solver="):
+        eigarray.svds(A, k=2, which="SM", solver=solver)
+
+
+# --- the Lanczos solver: spectra ----------------------------------------------------
+
+
+SPECTRA = {
+    "geometric": np.geomspace(1.0, 1e-8, 60),
+    "flat_tail": np.r_[np.geomspace(1.0, 0.1, 8), np.full(52, 1e-3)],
+    "low_rank": np.geomspace(1.0, 0.2, 9),                     # rank 9 of 100 x 60
+    "rank_deficient": np.r_[np.linspace(2.0, 1.0, 50), np.zeros(10)],
+}
+
+
+@pytest.mark.parametrize("kind", list(SPECTRA))
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=lambda d: np.dtype(d).name)
+def test_known_singular_values(kind, dtype):
+    sig = SPECTRA[kind]
+    A = spectrum_matrix(100, 60, sig, dtype)
+    res = eigarray.svds(A, k=6, rng=0)
+    testing.assert_singular_triplets(A, *res, exact=np.sort(sig)[-6:])
+    assert res.info.all_converged
+
+
+@pytest.mark.parametrize("ncv", [None, 27], ids=["whole_space", "restarted"])
+def test_rank_deficient_smallest_are_zeros(ncv):
+    # A cluster of exact zeros: the Krylov space becomes invariant, the random
+    # restart vectors of the breakdowns carry the null space.  The default ncv
+    # is min(m, n) here: the basis must fill the whole space (a random vector
+    # keeps only ~sqrt(8/60) of its norm against 52 basis vectors).
+    sig = np.r_[np.linspace(2.0, 1.0, 50), np.zeros(10)]
+    A = spectrum_matrix(100, 60, sig)
+    u, s, vh = eigarray.svds(A, k=3, which="SM", ncv=ncv, rng=0)
+    testing.assert_singular_triplets(A, u, s, vh, exact=np.zeros(3))
+
+
+def test_tiny_singular_values_keep_their_accuracy():
+    # sigma_min = 1e-10 ||A||.  The bidiagonalisation works with A and Aᴴ and
+    # finds them to eps ||A||; the eigenvalues of AᴴA carry an error of
+    # eps ||A||^2, which swamps sigma^2 = 1e-20: their square roots are wrong
+    # in the first digit.
+    tiny = np.array([3e-10, 2e-10, 1e-10])
+    sig = np.r_[np.linspace(1.0, 0.5, 57), tiny]
+    A = spectrum_matrix(180, 60, sig)
+    u, s, vh = eigarray.svds(A, k=3, which="SM", rng=0)
+    testing.assert_singular_triplets(A, u, s, vh, exact=tiny)
+    assert np.max(np.abs(s - np.sort(tiny)) / np.sort(tiny)) < 1e-5
+    gram = np.sqrt(np.abs(np.linalg.eigvalsh(A.T @ A)[:3]))
+    assert np.min(np.abs(gram - np.sort(tiny)) / np.sort(tiny)) > 1.0
+
+
+@pytest.mark.parametrize("shape", [(150, 60), (60, 150)], ids=["tall", "wide"])
+def test_smallest_well_separated(shape):
+    sig = np.linspace(1.0, 0.1, 60)
+    A = spectrum_matrix(*shape, sig, dtype=np.complex128)
+    res = eigarray.svds(A, k=4, which="SM", rng=0)
+    testing.assert_singular_triplets(A, *res, exact=sig[-4:])
+    assert res.info.all_converged
+
+
+def test_smallest_of_a_cluster_near_zero_warns_or_raises():
+    # Geometric decay to 1e-12: the small values are a cluster at zero on the
+    # scale of AᴴA, which ordinary Ritz values resolve only very slowly.
+    sig = np.geomspace(1.0, 1e-12, 40)
+    A = spectrum_matrix(80, 40, sig)
+    with pytest.warns(eigarray.ConvergenceWarning, match="singular triplets did not converge"):
+        res = eigarray.svds(A, k=3, which="SM", ncv=20, maxiter=20, rng=0)
+    assert not res.info.all_converged and res.S.shape == (3,)
+    assert np.all(res.info.residual_norms > 1e3 * np.finfo(float).eps)   # flagged honestly
+    with pytest.raises(eigarray.NoConvergence) as err:
+        eigarray.svds(A, k=3, which="SM", ncv=20, maxiter=20, rng=0, on_nonconvergence="raise")
+    assert isinstance(err.value.result, eigarray.SVDResult)
+    assert not err.value.result.info.all_converged
+
+
+# --- inputs -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("fmt", "dtype", "shape"),
+                         [("csr", np.float32, (300, 200)), ("csc", np.float64, (300, 200)),
+                          ("coo", np.complex128, (200, 300))],
+                         ids=["csr-float32", "csc-float64", "coo-complex128-wide"])
+def test_scipy_sparse(fmt, dtype, shape, rng):
+    import scipy.sparse as sp
+
+    A = sp.random_array(shape, density=0.05, rng=rng, format="csr")
+    if np.issubdtype(dtype, np.complexfloating):
+        A = A + 1j * sp.random_array(shape, density=0.05, rng=rng, format="csr")
+    A = A.astype(dtype).asformat(fmt)
+    for which in ("LM", "SM"):
+        u, s, vh = eigarray.svds(A, k=4, which=which, rng=0)
+        assert isinstance(s, np.ndarray)
+        testing.assert_singular_triplets(A, u, s, vh, exact=reference(A.toarray(), 4, which))
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_torch_sparse_tensor(rng):
+    torch = pytest.importorskip("torch")
+    import scipy.sparse as sp
+
+    A = sp.random_array((120, 90), density=0.1, rng=rng, format="coo")
+    T = torch.sparse_coo_tensor(np.vstack([A.row, A.col]), A.data, A.shape,
+                                check_invariants=True).coalesce()
+    for t in (T, T.to_sparse_csr()):
+        u, s, vh = eigarray.svds(t, k=3, rng=0)
+        assert isinstance(s, torch.Tensor)
+        testing.assert_singular_triplets(A, u, s, vh, exact=reference(A.toarray(), 3, "LM"))
+
+
+def test_operator_kinds(rng):
+    import scipy.sparse.linalg as sla
+
+    A = spectrum_matrix(70, 50, np.geomspace(1.0, 1e-2, 50))
+    exact = reference(A, 3, "LM")
+
+    class Duck:
+        shape = (70, 50)
+        dtype = np.dtype(np.float64)
+
+        def matvec(self, x):
+            return A @ x
+
+        def rmatmat(self, Y):
+            return A.T @ Y
+
+    for op in (sla.aslinearoperator(A), Duck(), eigarray.aslinearoperator(A)):
+        u, s, vh = eigarray.svds(op, k=3, rng=0)
+        testing.assert_singular_triplets(A, u, s, vh, exact=exact)
+
+
+def test_operator_without_adjoint_is_refused():
+    A = np.eye(8, 6)
+    op = eigarray.aslinearoperator(lambda x: A @ x, shape=(8, 6))
+    with pytest.raises(TypeError, match="`A` must provide its adjoint product"):
+        eigarray.svds(op, k=2)
+
+    class NoAdjoint:
+        shape = (8, 6)
+        dtype = np.dtype(np.float64)
+
+        def matvec(self, x):
+            return A @ x
+
+    with pytest.raises(TypeError, match="`A` must provide its adjoint"):
+        eigarray.svds(NoAdjoint(), k=2)
+
+
+def test_integer_input_promotes(rng):
+    A = rng.integers(-5, 5, (40, 30))
+    u, s, vh = eigarray.svds(A, k=3, rng=0)
+    assert s.dtype == np.float64
+    testing.assert_singular_triplets(A.astype(float), u, s, vh,
+                                     exact=reference(A.astype(float), 3, "LM"))
+
+
+# --- return convention, info, reproducibility ---------------------------------------
+
+
+def test_return_singular_vectors_variants():
+    sig = np.geomspace(1.0, 1e-2, 30)
+    wide = spectrum_matrix(30, 50, sig)
+    tall = spectrum_matrix(50, 30, sig)
+    s = eigarray.svds(tall, k=3, return_singular_vectors=False, rng=0)
+    assert not isinstance(s, tuple)
+    np.testing.assert_array_equal(s, eigarray.svds(tall, k=3, rng=0).S)
+    u, s, vh = eigarray.svds(wide, k=3, return_singular_vectors="u", rng=0)
+    assert vh is None and u.shape == (30, 3)
+    u, s, vh = eigarray.svds(tall, k=3, return_singular_vectors="u", rng=0)   # m > n: all
+    assert u.shape == (50, 3) and vh.shape == (3, 30)
+    u, s, vh = eigarray.svds(tall, k=3, return_singular_vectors="vh", rng=0)
+    assert u is None and vh.shape == (3, 30)
+    u, s, vh = eigarray.svds(wide, k=3, return_singular_vectors="vh", rng=0)  # m <= n: all
+    testing.assert_singular_triplets(wide, u, s, vh, exact=sig[:3])
+    with pytest.raises(ValueError, match="`return_singular_vectors` must be one of"):
+        eigarray.svds(tall, k=3, return_singular_vectors="both")
+
+
+def test_info_true_residuals_history_and_callback():
+    A = spectrum_matrix(120, 80, np.linspace(2.0, 1.0, 80))
+    seen = []
+    res = eigarray.svds(A, k=4, ncv=12, rng=0, callback=seen.append)
+    u, s, vh = res
+    true = np.maximum(np.linalg.norm(A @ vh.T - u * s, axis=0),
+                      np.linalg.norm(A.T @ u - vh.T * s, axis=0))
+    np.testing.assert_allclose(res.info.residual_norms, true, rtol=1e-6, atol=1e-13)
+    assert res.info.converged.shape == (4,) and res.info.all_converged
+    hist = res.info.history
+    assert res.info.n_iter > 1
+    assert hist["ritz_values"].shape == (res.info.n_iter, 4)
+    assert hist["residual_estimates"].shape == (res.info.n_iter, 4)
+    assert np.all(np.diff(hist["n_matvec"]) > 0)
+    assert len(seen) == res.info.n_iter and isinstance(seen[-1], eigarray.LanczosState)
+    assert res.info.n_matvec == hist["n_matvec"][-1] + 8    # + the residual check, A and Aᴴ
+
+
+def test_callback_can_stop():
+    A = spectrum_matrix(120, 80, np.linspace(2.0, 1.0, 80))
+    with pytest.warns(eigarray.ConvergenceWarning):
+        res = eigarray.svds(A, k=4, ncv=10, rng=0, callback=lambda state: True)
+    assert res.info.n_iter == 1
+
+
+def test_reproducible_with_rng_and_v0():
+    A = spectrum_matrix(90, 50, np.geomspace(1.0, 1e-3, 50))
+    a = eigarray.svds(A, k=3, rng=5)
+    b = eigarray.svds(A, k=3, rng=5)
+    assert a.info.n_matvec == b.info.n_matvec
+    np.testing.assert_array_equal(a.S, b.S)
+    np.testing.assert_array_equal(a.U, b.U)
+    for shape in ((90, 50), (50, 90)):
+        B = A if shape == (90, 50) else A.T.copy()
+        v0 = np.ones(50)
+        u, s, vh = eigarray.svds(B, k=3, v0=v0)
+        np.testing.assert_array_equal(v0, np.ones(50))
+        testing.assert_singular_triplets(B, u, s, vh, exact=reference(A, 3, "LM"))
+
+
+def test_no_warning_when_converged():
+    A = spectrum_matrix(60, 40, np.geomspace(1.0, 1e-3, 40))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        eigarray.svds(A, k=3, rng=0)
+
+
+# --- bad input ----------------------------------------------------------------------
+
+
+class TestBadInput:
+    A = np.arange(60.0).reshape(10, 6)
+
+    @pytest.mark.parametrize("k", [0, -1, 6, 7])
+    def test_k_out_of_range(self, k):
+        with pytest.raises(ValueError, match=r"`k` must be an integer with 0 < k < min\(m, n\)"):
+            eigarray.svds(self.A, k=k)
+
+    def test_k_not_integer(self):
+        with pytest.raises(TypeError, match="`k` must be an integer"):
+            eigarray.svds(self.A, k=2.5)
+
+    def test_unknown_which_and_solver(self):
+        with pytest.raises(ValueError, match="`which` must be one of 'LM', 'SM'; got which='LA'"):
+            eigarray.svds(self.A, k=2, which="LA")
+        with pytest.raises(ValueError, match="`solver` must be one of"):
+            eigarray.svds(self.A, k=2, solver="arpack")
+
+    def test_ncv(self):
+        with pytest.raises(ValueError, match=r"`ncv` must be an integer with k < ncv <= min"):
+            eigarray.svds(self.A, k=3, ncv=3)
+        with pytest.raises(ValueError, match="`ncv`"):
+            eigarray.svds(self.A, k=3, ncv=7)
+
+    def test_tol_maxiter_on_nonconvergence(self):
+        with pytest.raises(ValueError, match="`tol`"):
+            eigarray.svds(self.A, k=2, tol=-1)
+        with pytest.raises(ValueError, match="`maxiter`"):
+            eigarray.svds(self.A, k=2, maxiter=0)
+        with pytest.raises(ValueError, match="`on_nonconvergence`"):
+            eigarray.svds(self.A, k=2, on_nonconvergence="ignore")
+
+    @pytest.mark.parametrize("bad", [np.nan, np.inf])
+    def test_non_finite(self, bad, backend):
+        A = self.A.copy()
+        A[3, 4] = bad
+        with pytest.raises(ValueError, match="`A` must not contain NaN or Inf"):
+            eigarray.svds(to_backend(A, backend), k=2)
+
+    def test_v0(self):
+        with pytest.raises(ValueError, match=r"`v0` must have shape \(6,\)"):
+            eigarray.svds(self.A, k=2, v0=np.ones(10))
+        with pytest.raises(ValueError, match="`v0` must not contain NaN"):
+            eigarray.svds(self.A, k=2, v0=np.full(6, np.nan))
+        with pytest.raises(ValueError, match="`v0` must not be the zero vector"):
+            eigarray.svds(self.A, k=2, v0=np.zeros(6))
+        with pytest.raises(TypeError, match="`v0` is complex but `A` is real"):
+            eigarray.svds(self.A, k=2, v0=np.ones(6, dtype=complex))
+
+    def test_options_of_the_lanczos_solver_only(self):
+        with pytest.raises(ValueError, match="`callback` is supported by solver='lanczos'"):
+            eigarray.svds(self.A, k=2, solver="randomized", callback=print)
+        with pytest.raises(ValueError, match=r"`k` must be an integer with 0 < k <= min"):
+            eigarray.svds(self.A, k=7, solver="power")
+
+    def test_not_2d_and_empty(self):
+        with pytest.raises(ValueError, match="`A` must be a 2-D"):
+            eigarray.svds(np.ones(5), k=1)
+        with pytest.raises(ValueError, match="`A` must not be empty"):
+            eigarray.svds(np.ones((0, 4)), k=1)
