@@ -76,12 +76,6 @@ def _validate_stack(A: Any, *, name: str = "A", tall: bool = False) -> tuple[Any
         raise ValueError(f"`{name}` must be square in its last two dimensions; got shape "
                          f"{tuple(A.shape)}.")
     dtype = ns.working_dtype(xp, A.dtype, name=name)
-    if dtype != A.dtype and xp.isdtype(A.dtype, "real floating"):
-        # working_dtype would promote half precision; a matrix function in
-        # float32 handed back as float16 would silently lose the accuracy
-        # the caller thinks it has, so it is refused.
-        raise TypeError(f"`{name}` must not be half precision; got dtype={A.dtype}. "
-                        f"Convert it to float32 or float64 first.")
     if ns.is_dask_array(A):
         raise NotImplementedError(f"`{name}`: Dask arrays are not supported by the matrix "
                                   f"functions; map them over the chunks of the batch.")
