@@ -230,7 +230,7 @@ def sqrtm(A: Any, *, clip: bool = False, UPLO: str = "L") -> Any:
         (without ``clip``) a matrix that is not positive semi-definite; the
         message names the first such matrix and its smallest eigenvalue.
     TypeError
-        For half precision or a non-numeric dtype.
+        For a non-numeric dtype (half precision promotes to float32).
 
     Warns
     -----
@@ -304,7 +304,7 @@ def inv_sqrtm(A: Any, *, clip: bool = False, UPLO: str = "L") -> Any:
     ValueError
         As :func:`sqrtm`, with positive definiteness required.
     TypeError
-        For half precision or a non-numeric dtype.
+        For a non-numeric dtype (half precision promotes to float32).
 
     Warns
     -----
@@ -365,7 +365,7 @@ def expm(A: Any, *, UPLO: str = "L") -> Any:
     ValueError
         For ``ndim < 2``, non-square matrices, NaN or Inf, or a bad ``UPLO``.
     TypeError
-        For half precision or a non-numeric dtype.
+        For a non-numeric dtype (half precision promotes to float32).
 
     Warns
     -----
@@ -423,7 +423,7 @@ def logm(A: Any, *, clip: bool = False, UPLO: str = "L") -> Any:
     ValueError
         As :func:`sqrtm`, with positive definiteness required.
     TypeError
-        For half precision or a non-numeric dtype.
+        For a non-numeric dtype (half precision promotes to float32).
 
     Warns
     -----
@@ -670,7 +670,7 @@ def polar(A: Any, *, method: str = "svd", tol: float | None = None,
         For ``ndim < 2``, ``m < n``, NaN or Inf, an unknown ``method``, or a
         bad ``tol`` or ``max_iter``.
     TypeError
-        For half precision or a non-numeric dtype.
+        For a non-numeric dtype (half precision promotes to float32).
     NoConvergence
         With ``on_nonconvergence='raise'``, if Newton-Schulz missed ``tol``.
 
