@@ -200,7 +200,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
 
     while True:
         # 1. Process the frontier, a block of rows at a time, until m rows are.
-        while j < m and j < size and not exhausted:
+        # Once the basis spans the whole space (``exhausted``), the frontier
+        # rows left are still multiplied, so that Rayleigh-Ritz sees them all.
+        while j < m and j < size:
             r = min(size - j, m - j)
             V = B[j:j + r, ...]
             W = op.matmat(V.T).T if r > 1 else op.matvec(V[0, ...])[None, :]
@@ -231,7 +233,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             B = set_rows(B, slice(size, size + r), Q)
             j += r
             size += r - lost
-            exhausted = lost > 0                      # the basis spans the whole space
+            exhausted = exhausted or lost > 0         # the basis spans the whole space
         exhausted = exhausted or j < m
 
         # 2. Rayleigh-Ritz on the active processed block; residuals from the frontier.

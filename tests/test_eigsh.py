@@ -185,6 +185,18 @@ def test_tensor_requiring_gradients_is_read_detached(rng):
     testing.assert_eigenpairs(A, w, V, exact=reference(A, 3, "LA"))
 
 
+@pytest.mark.parametrize("n", [3, 4, 5, 7, 11])
+def test_basis_spanning_the_whole_space(n, rng):
+    # ncv = n by default here; with a block of two and odd n the last
+    # frontier row must still be multiplied once the space is spanned.
+    A = random_hermitian(n, np.float64, rng)
+    for k in sorted({1, n // 2, n - 1}):
+        for which in ("LA", "SA", "LM", "BE"):
+            res = eigarray.eigsh(A, k=k, which=which, rng=0)
+            assert res.info.all_converged
+            testing.assert_eigenpairs(A, *res, exact=reference(A, k, which))
+
+
 @pytest.mark.parametrize("block_size", [1, 2, 3])
 @pytest.mark.parametrize("ncv", [40, 60])
 def test_high_multiplicity_keeps_the_basis_orthonormal(block_size, ncv):
