@@ -7,6 +7,7 @@ on the first call that needs them, never at ``import eigarray``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Any
 
@@ -70,6 +71,20 @@ def _jacobi_kernels():
     return jacobi
 
 
+@functools.cache
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS libraries, scanned once.
+
+    Scanning the process's libraries costs about 10 ms, too much to pay on
+    every call; scipy's LAPACK (what Numba calls) is loaded first, so that
+    the scan sees it.
+    """
+    import scipy.linalg.cython_lapack  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int,
                       want_vectors: bool) -> tuple:
     """Eigen-decompose a host ``(B, n, n)`` stack with the Numba kernels.
@@ -106,10 +121,7 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
             # One LAPACK call per thread of the prange: the BLAS library must
             # not start threads of its own inside it (OpenBLAS warns, and can
             # hang, when called from an OpenMP loop with its own pool).
-            import scipy.linalg.cython_lapack  # noqa: F401  (load it, so the limit sees it)
-            from threadpoolctl import threadpool_limits
-
-            with threadpool_limits(limits=1, user_api="blas"):
+            with _blas_controller().limit(limits=1, user_api="blas"):
                 kernels.lapack_eigh(work, w, V, want_vectors)
     return w, (V if want_vectors else None), sweeps, off
 
