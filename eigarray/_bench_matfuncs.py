@@ -23,7 +23,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-import numpy as np  # noqa: TID251  (a benchmark script, not an algorithm module)
+import numpy as np
 
 __all__ = ["run"]
 
