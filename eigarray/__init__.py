@@ -9,9 +9,11 @@ array-api-strict arrays in, the same kind of array out.
 
 from ._jacobi import eigh_batched, jacobi_eigh
 from ._lanczos import LanczosState, eigsh, lanczos
+from ._layers import PCA, EigenLayer, TruncatedSVD
 from ._matfuncs import PolarResult, expm, funm, inv_sqrtm, logm, polar, powm, sqrtm
 from ._operator import LinearOperator, aslinearoperator
 from ._power import PowerState, SpectralNormState, spectral_norm, subspace_iteration
+from ._randomized import randomized_eigh, randomized_svd
 from ._result import ConvergenceInfo, ConvergenceWarning, EighResult, NoConvergence, SVDResult
 from ._svds import svds
 
@@ -20,14 +22,17 @@ __version__ = "0.1.0"
 __all__ = [
     "ConvergenceInfo",
     "ConvergenceWarning",
+    "EigenLayer",
     "EighResult",
     "LanczosState",
     "LinearOperator",
     "NoConvergence",
+    "PCA",
     "PolarResult",
     "PowerState",
     "SVDResult",
     "SpectralNormState",
+    "TruncatedSVD",
     "__version__",
     "aslinearoperator",
     "eigh_batched",
@@ -40,6 +45,8 @@ __all__ = [
     "logm",
     "polar",
     "powm",
+    "randomized_eigh",
+    "randomized_svd",
     "spectral_norm",
     "sqrtm",
     "subspace_iteration",

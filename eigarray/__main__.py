@@ -1,4 +1,7 @@
-"""Command line: ``python -m eigarray info | demo | bench lanczos | bench jacobi``."""
+"""Command line: ``python -m eigarray info | demo | bench WHAT``.
+
+``WHAT`` is one of lanczos, jacobi, randomized, matfuncs, layers.
+"""
 
 from __future__ import annotations
 
@@ -142,6 +145,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         run(repeats=args.repeats or 5)
         return 0
+    if args.what == "randomized":
+        from eigarray._bench_randomized import run as run_randomized
+
+        run_randomized(repeats=args.repeats or 3, dask=not args.no_dask)
+        return 0
+    if args.what == "matfuncs":
+        from eigarray._bench_matfuncs import run as run_matfuncs
+
+        run_matfuncs(repeats=args.repeats or 5)
+        return 0
+    if args.what == "layers":
+        from eigarray._bench_layers import run as run_layers
+
+        run_layers(repeats=args.repeats or 3)
+        return 0
     print(f"unknown benchmark {args.what!r}", file=sys.stderr)
     return 2
 
@@ -156,11 +174,13 @@ def main(argv: Any = None) -> int:
     demo.add_argument("--tol", type=float, default=1e-8)
     demo.add_argument("--plot", default="eigarray-demo-convergence.png")
     bench = sub.add_parser("bench", help="side-by-side benchmarks")
-    bench.add_argument("what", choices=["lanczos", "jacobi"])
+    bench.add_argument("what", choices=["lanczos", "jacobi", "randomized", "matfuncs", "layers"])
     bench.add_argument("--problems", nargs="*", choices=["aniso200", "aniso700", "square300"])
     bench.add_argument("--repeats", type=int, default=None,
-                       help="timed runs per figure (default: 3 for lanczos, 5 for jacobi)")
-    bench.add_argument("--no-torch", action="store_true")
+                       help="timed runs per figure (default: 5 for jacobi and matfuncs, "
+                            "else 3)")
+    bench.add_argument("--no-torch", action="store_true", help="bench lanczos: skip torch input")
+    bench.add_argument("--no-dask", action="store_true", help="bench randomized: skip Dask rows")
     args = parser.parse_args(argv)
     return {"info": cmd_info, "demo": cmd_demo, "bench": cmd_bench}[args.command](args)
 

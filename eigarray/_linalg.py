@@ -28,6 +28,10 @@ __all__ = [
     "random_vector",
     "thin_product",
     "row_norms",
+    "gram",
+    "householder_qr",
+    "cholesky_qr",
+    "lu_normalize",
 ]
 
 # Daniel-Gragg-Kaufman-Stewart criterion: a second Gram-Schmidt pass is needed
@@ -125,8 +129,9 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
     ``W = Rᵀ Q`` row by row (Gram-Schmidt, repeated under the DGKS test) with
     ``R`` upper triangular; a row that loses most of its norm to the rows
     before it is orthogonalised against the basis again, since the rounding
-    errors of its earlier projections are no longer small relative to it.  A row whose remaining norm is at most ``breakdown`` is
-    dependent on the basis (an invariant subspace): it is replaced by a random
+    errors of its earlier projections are no longer small relative to it.
+    A row whose remaining norm is at most ``breakdown`` is dependent on the
+    basis (an invariant subspace): it is replaced by a random
     vector orthogonal to the basis and to the rows before it, with a zero
     diagonal entry in ``R``.  Returns ``Q``, ``R`` (host) and the number of
     rows that could not be replaced because the basis already spans the space
@@ -225,3 +230,135 @@ def _host_dtype(dtype: Any) -> str:
     name = str(dtype).rsplit(".", 1)[-1]
     return {"complex64": "complex64", "complex128": "complex128",
             "float32": "float32", "float64": "float64"}.get(name, "float64")
+
+
+# ---------------------------------------------------------------------------
+# Column orthonormalisers for blocks of column vectors (randomized methods).
+#
+# Storage convention here: a block is an ``(m, l)`` array of ``l`` columns,
+# with ``l`` small (tens to a few hundred) and ``m`` large; every operation on
+# it is a matrix-matrix product, and the only host problems are ``l x l``.
+
+def gram(xp: Any, Y: Any, cplx: bool) -> Any:
+    """``Yᴴ Y`` as a host float64/complex128 array (one host synchronisation)."""
+    G = xp.conj(Y).T @ Y if cplx else Y.T @ Y
+    hx = ns.numpy_namespace()
+    G = hx.asarray(ns.to_host_numpy(G), dtype="complex128" if cplx else "float64")
+    return (G + hx.conj(G.T)) / 2
+
+
+def _apply_host(xp: Any, Y: Any, M: Any) -> Any:
+    """``Y @ M`` for a small host matrix ``M``, moved to ``Y``'s namespace and dtype."""
+    Md = ns.from_host_numpy(ns.numpy_namespace().asarray(M), xp, like=Y)
+    if Md.dtype != Y.dtype:
+        Md = xp.astype(Md, Y.dtype)
+    return Y @ Md
+
+
+def _cholesky_upper(G: Any) -> Any:
+    """Upper triangular ``R`` with ``Rᴴ R = G``, or None when ``G`` is not positive definite."""
+    hx = ns.numpy_namespace()
+    try:
+        L = hx.linalg.cholesky(G)
+    except ValueError:          # numpy.linalg.LinAlgError is a ValueError
+        return None
+    if not bool(hx.all(hx.isfinite(L))):
+        return None
+    return hx.conj(L.T)
+
+
+def _well_conditioned(G: Any, eps: float) -> bool:
+    """Whether Cholesky-QR on a block with Gram matrix ``G`` is safe (``cond² eps l`` small)."""
+    hx = ns.numpy_namespace()
+    w = hx.linalg.eigvalsh(G)
+    return bool(w[-1] > 0 and w[0] > 64.0 * G.shape[0] * eps * w[-1])
+
+
+def _cholqr_pass(xp: Any, Y: Any, G: Any) -> tuple[Any, Any]:
+    """One Cholesky-QR pass given ``G = Yᴴ Y``: ``(Y R⁻¹, R)`` or ``(None, None)``."""
+    hx = ns.numpy_namespace()
+    R = _cholesky_upper(G)
+    if R is None:
+        return None, None
+    return _apply_host(xp, Y, hx.linalg.inv(R)), R
+
+
+def householder_qr(xp: Any, Y: Any) -> tuple[Any, Any]:
+    """Thin Householder QR of ``Y`` in its own namespace; ``R`` returned on the host."""
+    Q, R = xp.linalg.qr(Y)
+    return Q, ns.to_host_numpy(R)
+
+
+def cholesky_qr(xp: Any, Y: Any, *, cplx: bool, eps: float) -> tuple[Any, Any, str]:
+    """Orthonormalise the columns of ``Y``: Cholesky-QR2, shifted Cholesky-QR3, or QR.
+
+    * ``cond(Y)`` well below ``eps^(-1/2)`` (checked on the eigenvalues of
+      the ``l x l`` Gram matrix): Cholesky-QR2 (Yamamoto et al. 2015), two
+      passes of ``G = Yᴴ Y``, ``R = chol(G)``, ``Y R⁻¹``.  Four BLAS-3
+      products with the ``(m, l)`` block, two host Cholesky factorisations.
+    * Otherwise shifted Cholesky-QR3 (Fukaya et al. 2020): one pass on
+      ``G + s I`` with ``s = (sqrt(m) + l) l eps ||G||``, which brings the
+      condition number down to about ``s^(-1/2)``, then Cholesky-QR2.
+    * When that still fails (the block is numerically rank deficient, e.g. an
+      exactly low-rank matrix), Householder QR in the namespace.
+
+    Returns ``(Q, R, how)`` with ``Y = Q R``, ``R`` an ``l x l`` host array
+    and ``how`` in ``{'cholqr2', 'scholqr3', 'qr'}``.
+    """
+    hx = ns.numpy_namespace()
+    m, l = Y.shape
+    G = gram(xp, Y, cplx)
+    R0 = None
+    Y1 = Y
+    how = "cholqr2"
+    if not _well_conditioned(G, eps):
+        norm = float(hx.linalg.eigvalsh(G)[-1])
+        shift = (math.sqrt(m) + l) * l * eps * norm
+        Y1, R0 = _cholqr_pass(xp, Y, G + shift * hx.eye(l))
+        if Y1 is None:
+            Q, R = householder_qr(xp, Y)
+            return Q, R, "qr"
+        G = gram(xp, Y1, cplx)
+        how = "scholqr3"
+        if not _well_conditioned(G, eps):
+            Q, R = householder_qr(xp, Y)
+            return Q, R, "qr"
+    Q1, R1 = _cholqr_pass(xp, Y1, G)
+    if Q1 is None:
+        Q, R = householder_qr(xp, Y)
+        return Q, R, "qr"
+    Q, R2 = _cholqr_pass(xp, Q1, gram(xp, Q1, cplx))
+    if Q is None:
+        Q, R = householder_qr(xp, Y)
+        return Q, R, "qr"
+    R = R2 @ R1 if R0 is None else R2 @ R1 @ R0
+    return Q, R, how
+
+
+def lu_normalize(xp: Any, Y: Any) -> Any:
+    """``P L`` of the partially pivoted LU factorisation ``Y = P L U`` (scikit-learn's "LU").
+
+    The columns of ``P L`` span the columns of ``Y`` and are well scaled (unit
+    pivots, multipliers at most 1 in magnitude), which is all a power
+    iteration needs between products; they are not orthonormal.  Right-looking
+    elimination, one column at a time (``l`` rank-1 updates of the trailing
+    block, no host synchronisation): BLAS-2, meant for ``l`` in the tens.
+    """
+    m, l = Y.shape
+    rows = xp.arange(m)
+    live = xp.ones((m,), dtype=Y.dtype, device=ns.device(Y))   # 0 on pivot rows used
+    cols = []
+    W = Y
+    for j in range(l):
+        c = W[:, 0] * live
+        p = xp.argmax(xp.abs(c))
+        onehot = xp.astype(rows == p, Y.dtype)
+        piv = xp.sum(c * onehot)
+        piv = xp.where(xp.abs(piv) > 0, piv, xp.ones_like(piv))
+        col = c / piv
+        cols.append(col)
+        if j + 1 < l:
+            urow = onehot @ W[:, 1:]                 # row p of the trailing block
+            W = W[:, 1:] - col[:, None] * urow[None, :]
+        live = live * (1 - onehot)
+    return xp.stack(cols, axis=1)

@@ -181,7 +181,8 @@ def _dense_operator(A: Any, *, name: str, check_finite: bool) -> LinearOperator:
         return xp.conj(xp.conj(y) @ A) if cplx else y @ A
 
     def rmatmat(Y):
-        return xp.conj(A).T @ Y if cplx else A.T @ Y
+        # (Yᴴ A)ᴴ: no conjugated copy of A.
+        return xp.conj(xp.conj(Y).T @ A).T if cplx else A.T @ Y
 
     return LinearOperator(tuple(A.shape), dtype, xp, matvec=lambda x: A @ x,
                           matmat=lambda X: A @ X, rmatvec=rmatvec, rmatmat=rmatmat,

@@ -268,6 +268,14 @@ def spectrum_bounds(op: LinearOperator, rng: Any, steps: int = _BOUND_STEPS) -> 
     n = op.shape[0]
     dtype = op.dtype
     cplx = ns.is_complex(xp, dtype)
+    matvec = op.matvec
+    if ns.is_dask_namespace(xp):
+        # A few single vectors: computed at once and kept on the host, so
+        # that no step's graph depends on the steps before it.
+        xp, dtype = hx, ns.to_host_numpy(xp.zeros(1, dtype=dtype)).dtype
+
+        def matvec(x):
+            return ns.to_host_numpy(op.matvec(x))
     m = min(n, steps)
     v = _random_block(xp, n, 1, dtype, rng, None)[:, 0]
     if op.device is not None and ns.device(v) != op.device:
@@ -281,7 +289,7 @@ def spectrum_bounds(op: LinearOperator, rng: Any, steps: int = _BOUND_STEPS) -> 
     beta = 0.0
     anorm = 0.0
     for j in range(m):
-        w = op.matvec(v)
+        w = matvec(v)
         for pass_ in range(2):                   # full reorthogonalisation (CGS2)
             c = (xp.conj(B) if cplx else B) @ w
             w = w - c @ B

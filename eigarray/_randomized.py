@@ -1,0 +1,671 @@
+"""Randomized SVD and randomized Hermitian eigendecomposition.
+
+Algorithms: the range finder of Halko, Martinsson & Tropp (2011) with
+oversampling and power iterations, each pass re-orthonormalised; the
+randomized block Krylov method of Musco & Musco (2015); and, for positive
+semidefinite matrices, the stable fixed-rank Nyström approximation of Tropp,
+Yurtsever, Udell & Cevher (2017).  A Gaussian test matrix is drawn on the
+host from the caller's random state and moved to the operator's namespace,
+so that every backend sees the same numbers.
+
+Storage: blocks of ``l = k + n_oversamples`` vectors are ``(m, l)`` arrays
+of *columns* in the operator's namespace and on its device; every product
+with the operator and every orthonormalisation is a matrix-matrix product.
+The small problems (Cholesky factors and Gram matrices ``l x l``, the final
+singular value or eigenvalue decomposition of an ``l x l`` triangular or
+projected matrix) live on the host in float64 or complex128.
+
+Host synchronisation: one ``l x l`` matrix per orthonormalisation (the Gram
+matrix for Cholesky-QR, the ``R`` factor for QR; none for LU or 'none'), one
+at the end (the small SVD or eigenproblem), and for Dask input a ``persist``
+of each block product, so that the task graph is evaluated once per pass.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+from . import _namespace as ns
+from . import _validate as val
+from ._linalg import cholesky_qr, householder_qr, lu_normalize
+from ._operator import LinearOperator, aslinearoperator
+from ._result import ConvergenceInfo, EighResult, SVDResult
+
+__all__ = ["randomized_svd", "randomized_eigh", "svd_impl", "eigh_impl", "adjoint"]
+
+_NORMALIZERS = ("auto", "QR", "LU", "cholqr2", "none")
+_SVD_METHODS = ("range_finder", "block_krylov")
+_EIGH_METHODS = ("nystrom", "range_finder")
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+
+def _persist(X: Any) -> Any:
+    """Evaluate a Dask block once and keep it (in the cluster's memory when there is one)."""
+    return X.persist() if ns.is_dask_array(X) else X
+
+
+def _one_column_chunk(X: Any) -> Any:
+    """Dask blocks joined side by side, rechunked to one column chunk (for tall-skinny QR)."""
+    return X.rechunk({1: -1}) if ns.is_dask_array(X) else X
+
+
+def _to_xp(a: Any, xp: Any, dtype: Any, like: Any) -> Any:
+    """A host NumPy array as an array of ``xp`` with ``dtype`` on the device of ``like``."""
+    out = ns.from_host_numpy(ns.numpy_namespace().asarray(a), xp, like=like)
+    return xp.astype(out, dtype) if out.dtype != dtype else out
+
+
+def _gaussian(xp: Any, n: int, l: int, dtype: Any, rng: Any, device: Any) -> Any:
+    """An ``(n, l)`` standard normal block drawn on the host from ``rng``, on ``device``."""
+    hx = ns.numpy_namespace()
+    if ns.is_complex(xp, dtype):
+        G = rng.standard_normal((n, l)) + 1j * rng.standard_normal((n, l))
+    else:
+        G = rng.standard_normal((n, l))
+    out = _to_xp(hx.asarray(G), xp, dtype, None)
+    if device is not None and not ns.is_dask_array(out) and ns.device(out) != device:
+        out = ns.to_device(out, device)
+    return out
+
+
+def _matmat(op: LinearOperator, X: Any) -> Any:
+    return _persist(op.matmat(X))
+
+
+def _rmatmat(op: LinearOperator, Y: Any) -> Any:
+    return _persist(op.rmatmat(Y))
+
+
+def _normalize(xp: Any, Y: Any, how: str, *, cplx: bool, eps: float) -> tuple[Any, Any]:
+    """Re-normalise a block between power passes; ``(Q, R or None)``, ``Y = Q R``."""
+    if how == "none":
+        return Y, None
+    if how == "LU":
+        return _persist(_one_column_chunk(lu_normalize(xp, Y))), None
+    if how == "QR":
+        return _qr(xp, Y)
+    Q, R, _ = cholesky_qr(xp, Y, cplx=cplx, eps=eps)          # 'auto' and 'cholqr2'
+    return _persist(Q), R
+
+
+def _orthonormalize(xp: Any, Y: Any, how: str, *, cplx: bool, eps: float) -> tuple[Any, Any]:
+    """Orthonormal columns spanning ``Y``: Householder for 'QR', else Cholesky-QR2 (+ fallbacks)."""
+    if how == "QR":
+        return _qr(xp, Y)
+    Q, R, _ = cholesky_qr(xp, Y, cplx=cplx, eps=eps)
+    return _persist(Q), R
+
+
+def _project_out(xp: Any, Qs: list, Y: Any, cplx: bool) -> Any:
+    """``Y - Q (Qᴴ Y)`` against every block of ``Qs`` (one classical Gram-Schmidt pass)."""
+    for Q in Qs:
+        C = (xp.conj(Q).T @ Y) if cplx else (Q.T @ Y)
+        Y = Y - Q @ C
+    return Y
+
+
+def _host_svals(R: Any, k: int) -> Any:
+    """The ``k`` largest singular values of a host ``l x l`` factor (NaN when absent)."""
+    hx = ns.numpy_namespace()
+    if R is None:
+        return hx.full(k, hx.nan)
+    s = hx.linalg.svdvals(R)
+    out = hx.full(k, hx.nan)
+    out[:min(k, s.shape[0])] = s[:k]
+    return out
+
+
+def adjoint(op: LinearOperator) -> LinearOperator:
+    """The adjoint ``Aᴴ`` of a bound operator with an adjoint (products counted on ``op``).
+
+    ``matmat`` of the result is ``op.rmatmat`` and vice versa.  Products are
+    counted twice: on the adjoint (``n_matvec`` counts products with ``Aᴴ``)
+    and, through the bound methods, on ``op`` itself.
+    """
+    return LinearOperator((op.shape[1], op.shape[0]), op.dtype, op.xp,
+                          matvec=op.rmatvec, matmat=op.rmatmat,
+                          rmatvec=op.matvec, rmatmat=op.matmat, device=op.device)
+
+
+def _count(op: LinearOperator) -> int:
+    return op.n_matvec + op.n_rmatvec
+
+
+# ---------------------------------------------------------------------------
+# Randomized SVD
+
+def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, normalizer: str,
+             method: str, rng: Any, transpose: bool = False,
+             residuals: bool = False) -> SVDResult:
+    """Randomized SVD of a bound operator with an adjoint (validated arguments).
+
+    Parameters
+    ----------
+    op : LinearOperator
+        Bound (``op.xp`` set), shape ``(m, n)``, with ``rmatmat``.
+    k : int
+        ``1 <= k <= min(m, n)``.
+    n_oversamples : int
+        ``>= 0``; the block size is ``l = min(k + n_oversamples, min(m, n))``.
+    n_iter : int
+        Power passes (``>= 0``); for 'block_krylov' the number of Krylov
+        blocks after the first (capped so the basis fits in ``min(m, n)``).
+    normalizer : {'auto', 'QR', 'LU', 'cholqr2', 'none'}
+        Re-normalisation between passes.
+    method : {'range_finder', 'block_krylov'}
+    rng : numpy.random.Generator
+    transpose : bool, default=False
+        Work on ``Aᴴ`` (cheaper when ``m < n``); the result is for ``A``.
+    residuals : bool, default=False
+        Compute the true residual norms with one more product ``A V``
+        (``k`` columns); otherwise they are NaN.
+
+    Returns
+    -------
+    SVDResult
+        ``U`` (m, k), ``S`` (k,) descending in the real working dtype,
+        ``Vh`` (k, n), in ``op.xp``; no sign normalisation.
+    """
+    if transpose:
+        adj = adjoint(op)
+        res = svd_impl(adj, k, n_oversamples=n_oversamples, n_iter=n_iter,
+                       normalizer=normalizer, method=method, rng=rng, residuals=residuals)
+        xp = op.xp
+        U, S, Vh = res
+        cplx = ns.is_complex(xp, op.dtype)
+        return SVDResult(xp.conj(Vh).T if cplx else Vh.T, S,
+                         xp.conj(U).T if cplx else U.T, info=res.info)
+    xp = op.xp
+    hx = ns.numpy_namespace()
+    m, n = op.shape
+    dtype = op.dtype
+    cplx = ns.is_complex(xp, dtype)
+    eps = ns.eps(xp, dtype)
+    l = min(k + n_oversamples, m, n)
+    start = _count(op)
+    like = None
+    history: dict[str, list] = {"n_matvec": [], "singular_values": []}
+
+    def record(R: Any) -> None:
+        history["n_matvec"].append(_count(op) - start)
+        history["singular_values"].append(_host_svals(R, k))
+
+    Omega = _gaussian(xp, n, l, dtype, rng, op.device)
+    Y = _matmat(op, Omega)
+    like = Y
+    del Omega
+    passes = 0
+    if method == "range_finder":
+        for it in range(n_iter):
+            Q, R = _normalize(xp, Y, normalizer, cplx=cplx, eps=eps)
+            record(R if it > 0 else None)             # M Ω: Ω is not orthonormal
+            Z, _ = _normalize(xp, _rmatmat(op, Q), normalizer, cplx=cplx, eps=eps)
+            Y = _matmat(op, Z)
+            passes += 1
+        Q, R = _orthonormalize(xp, Y, normalizer, cplx=cplx, eps=eps)
+        record(R if n_iter > 0 else None)
+        Bh = _rmatmat(op, Q)                                       # Aᴴ Q, (n, l)
+    else:
+        blocks = 1 + min(n_iter, max(0, min(m, n) // l - 1))
+        basis_how = normalizer if normalizer in ("QR", "cholqr2") else "auto"
+        Qs: list = []
+        Zs: list = []
+        for b in range(blocks):
+            if b > 0:
+                Y = _matmat(op, Z)
+                passes += 1
+            for _ in range(2):                                     # block Gram-Schmidt twice
+                Y = _persist(_project_out(xp, Qs, Y, cplx))
+                Y, R = _orthonormalize(xp, Y, basis_how, cplx=cplx, eps=eps)
+            Qs.append(Y)
+            record(None)                              # projected blocks: no estimates
+            Zb = _rmatmat(op, Y)                                    # Aᴴ Q_b, kept for B
+            Zs.append(Zb)
+            if b + 1 < blocks:
+                Z, _ = _normalize(xp, Zb, normalizer, cplx=cplx, eps=eps)
+        Q = Qs[0] if len(Qs) == 1 else _persist(_one_column_chunk(xp.concat(Qs, axis=1)))
+        Bh = Zs[0] if len(Zs) == 1 else _persist(_one_column_chunk(xp.concat(Zs, axis=1)))
+        del Qs, Zs
+
+    # Rayleigh-Ritz: Bᴴ = Aᴴ Q = Q2 R, so B = Qᴴ A = Rᴴ Q2ᴴ; with R = X Σ Wᴴ on the
+    # host, A ≈ Q B = (Q W) Σ (Q2 X)ᴴ.
+    Q2, Rb = _qr(xp, Bh)
+    del Bh
+    X, s, Wh = hx.linalg.svd(Rb, full_matrices=False)
+    W = hx.conj(Wh.T)[:, :k] if cplx else Wh.T[:, :k]
+    U = Q @ _to_xp(W, xp, dtype, like)
+    V = Q2 @ _to_xp(X[:, :k], xp, dtype, like)
+    real = ns.real_dtype(xp, dtype)
+    S = _to_xp(hx.asarray(s[:k]), xp, real, like)
+    Vh = xp.conj(V).T if cplx else V.T
+    n_products = _count(op) - start
+    history["n_matvec"].append(n_products)
+    history["singular_values"].append(hx.asarray(s[:k], dtype="float64"))
+    if residuals:
+        AV = op.matmat(V)
+        Rr = AV - U * xp.astype(S, dtype)[None, :]
+        res = ns.to_host_numpy(xp.linalg.vector_norm(Rr, axis=0)).astype("float64")
+        n_products = _count(op) - start
+    else:
+        res = hx.full(k, hx.nan)
+    info = ConvergenceInfo(hx.ones(k, dtype=bool), res, passes, n_products,
+                           {key: hx.asarray(v) for key, v in history.items()})
+    return SVDResult(U, S, Vh, info=info)
+
+
+def flip_signs(xp: Any, U: Any, Vh: Any) -> tuple[Any, Any]:
+    """scikit-learn's ``svd_flip`` (u-based): the largest entry of each column of ``U`` is real > 0.
+
+    Each column ``u`` is multiplied by ``c = conj(u_max) / |u_max|`` and the matching
+    row of ``Vh`` by ``conj(c)``, which leaves ``U diag(S) Vh`` unchanged.
+    """
+    m = U.shape[0]
+    idx = xp.argmax(xp.abs(U), axis=0)
+    mask = xp.astype(xp.arange(m)[:, None] == idx[None, :], U.dtype)
+    umax = xp.sum(U * mask, axis=0)
+    mag = xp.abs(umax)
+    one = xp.ones_like(umax)
+    safe = xp.where(mag > 0, mag, xp.ones_like(mag))
+    c = xp.conj(umax) / xp.astype(safe, U.dtype) if ns.is_complex(xp, U.dtype) else umax / safe
+    c = xp.where(mag > 0, c, one)
+    cv = xp.conj(c) if ns.is_complex(xp, U.dtype) else c
+    return U * c[None, :], Vh * cv[:, None]
+
+
+def _adapt(M: Any, name: str) -> LinearOperator:
+    """Adapt ``M``; bound to NumPy when it carries no namespace; must have an adjoint."""
+    if ns.is_array_api_obj(M) and not hasattr(M, "matvec") and getattr(M, "ndim", 2) != 2:
+        raise ValueError(f"`{name}` must be a 2-D array; got an array of shape {tuple(M.shape)}.")
+    op = aslinearoperator(M, name=name)
+    if op.xp is None:
+        op = op.bind(ns.numpy_namespace())
+    if not op.has_adjoint:
+        raise TypeError(
+            f"`{name}` must provide the adjoint product (`rmatmat` or `rmatvec`) for a "
+            f"randomized method; got an operator of type {type(M).__name__} without one.")
+    if ns.is_array_api_obj(M) and ns.is_complex(op.xp, op.dtype) and not ns.is_dask_array(M):
+        op = _complex_dense(op, M)
+    return op
+
+
+def _complex_dense(op: LinearOperator, M: Any) -> LinearOperator:
+    """A complex dense operator whose adjoint product does not copy ``conj(M)``."""
+    xp = op.xp
+    A = M if M.dtype == op.dtype else xp.astype(M, op.dtype)
+
+    def rmatmat(Y):
+        return xp.conj(xp.conj(Y).T @ A).T
+
+    return LinearOperator(op.shape, op.dtype, xp, matvec=lambda x: A @ x,
+                          matmat=lambda X: A @ X, rmatvec=lambda y: rmatmat(y[:, None])[:, 0],
+                          rmatmat=rmatmat, device=op.device)
+
+
+def _check_n_iter(n_iter: Any, k: int, mn: int) -> int:
+    if isinstance(n_iter, str):
+        if n_iter != "auto":
+            raise ValueError(f"`n_iter` must be 'auto' or a non-negative integer; "
+                             f"got n_iter={n_iter!r}.")
+        return 7 if k < 0.1 * mn else 4
+    return val.check_int(n_iter, name="n_iter", low=0)
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool) and type(value).__name__ not in ("bool", "bool_"):
+        raise TypeError(f"`{name}` must be True or False; got {name}={value!r}.")
+    return bool(value)
+
+
+def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
+                   n_iter: int | str = "auto", power_iteration_normalizer: str = "auto",
+                   transpose: bool | str = "auto", flip_sign: bool = True,
+                   random_state: Any = None, method: str = "range_finder",
+                   compute: bool = True) -> SVDResult:
+    """Truncated SVD by randomized range finding (scikit-learn's ``randomized_svd``).
+
+    A Gaussian test matrix ``Ω`` with ``l = n_components + n_oversamples``
+    columns probes the range of ``M``: ``Y = M Ω``, then ``n_iter`` power
+    passes ``Y <- M (Mᴴ Y)``, re-normalised after every product; ``Q``
+    orthonormal with the range of ``Y``; ``B = Qᴴ M``, and the SVD of the
+    small ``B`` gives the singular triplets (Halko, Martinsson & Tropp).
+    With ``method='block_krylov'`` the blocks of every pass are kept and
+    orthonormalised against each other (Musco & Musco), and the final
+    Rayleigh-Ritz uses the whole Krylov basis: for the same number of
+    passes, more accurate on slowly decaying spectra.
+
+    Parameters
+    ----------
+    M : array, sparse matrix or operator, shape (m, n)
+        A dense array of any supported namespace (NumPy, CuPy, torch, JAX,
+        array-api-strict, Dask chunked by rows), a scipy or cupyx sparse
+        matrix, or an operator with ``matmat`` and ``rmatmat`` (or
+        ``matvec``/``rmatvec``).  Never modified.
+    n_components : int
+        Number of singular triplets, ``1 <= n_components <= min(m, n)``.
+    n_oversamples : int, default=10
+        Extra random vectors; the block size is ``l = min(n_components +
+        n_oversamples, min(m, n))``.
+    n_iter : int or 'auto', default='auto'
+        Power passes (each one product with ``M`` and one with ``Mᴴ``).
+        'auto': 7 when ``n_components < 0.1 min(m, n)``, else 4
+        (scikit-learn's rule).
+    power_iteration_normalizer : {'auto', 'QR', 'LU', 'cholqr2', 'none'}, default='auto'
+        How blocks are re-normalised between products.  'auto' and 'cholqr2'
+        use Cholesky-QR2 (four matrix products and a host Cholesky of
+        an ``l x l`` Gram matrix), shifted Cholesky-QR3 when the block is ill
+        conditioned, and Householder QR when it is numerically rank
+        deficient, so they stay accurate in float32.  'QR' is Householder QR
+        in the array's namespace, 'LU' scikit-learn's pivoted ``P L`` (in the
+        namespace, one column at a time), 'none' no normalisation (only for
+        small ``n_iter``: small singular directions underflow otherwise).
+        The last block is always orthonormalised ('QR' for 'QR', Cholesky-QR
+        otherwise).  Unlike scikit-learn, whose 'auto' means 'LU' (or 'none'
+        for ``n_iter <= 2``).
+    transpose : bool or 'auto', default='auto'
+        Work on ``Mᴴ``; 'auto' does so when ``m < n``.
+    flip_sign : bool, default=True
+        Make the entry of largest magnitude of each column of ``U`` real and
+        positive (scikit-learn's ``svd_flip`` with ``u_based_decision``).
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Source of the test matrix (drawn on the host, so every backend sees
+        the same numbers).  The draws differ from scikit-learn's for the same
+        seed; the results agree to the accuracy of the method.
+    method : {'range_finder', 'block_krylov'}, default='range_finder'
+        Halko-Martinsson-Tropp or randomized block Krylov.
+    compute : bool, default=True
+        For Dask input: return computed NumPy arrays (True) or lazy Dask
+        arrays (False).  Ignored for every other input.
+
+    Returns
+    -------
+    SVDResult
+        ``(U, S, Vh)``: ``U`` (m, k), ``S`` (k,) **descending** in the real
+        working dtype, ``Vh`` (k, n), in the namespace and on the device of
+        ``M`` (NumPy for scipy sparse input and for Dask input with
+        ``compute=True``).  ``info.converged`` is all True (the method has
+        no stopping test), ``info.residual_norms`` is NaN (the true residual
+        ``||M v - σ u||`` would cost one more product, see Notes),
+        ``info.n_iter`` the number of power passes, ``info.n_matvec`` the
+        products with ``M`` and ``Mᴴ`` counted per column, and
+        ``info.history`` holds ``"n_matvec"`` and ``"singular_values"``, one
+        row per ``M``-side block and a last row with the result: estimates of
+        the top ``k`` read off the ``R`` factor of ``M Z`` (``Z``
+        orthonormal; NaN for the first block ``M Ω``, for the 'LU' and 'none'
+        normalisers and for the projected blocks of 'block_krylov').
+
+    Raises
+    ------
+    ValueError
+        ``M`` not 2-D or holding NaN/Inf, ``n_components`` out of range, a
+        negative ``n_oversamples`` or ``n_iter``, or an unknown
+        ``power_iteration_normalizer``, ``transpose`` or ``method``.
+    TypeError
+        ``M`` is an operator without an adjoint product, or an argument has
+        the wrong type.
+
+    See Also
+    --------
+    sklearn.utils.extmath.randomized_svd : The peer this signature copies.
+    randomized_eigh : The same idea for Hermitian matrices (Nyström for PSD).
+    svds : Partial SVD to a tolerance.
+
+    Notes
+    -----
+    Cost: ``2 n_iter + 2`` products of ``M`` or ``Mᴴ`` with ``l`` columns
+    (block Krylov: the same; the final ``Mᴴ Q`` reuses the products of
+    earlier passes), one orthonormalisation of an ``(m, l)`` or ``(n, l)``
+    block per product (about ``4 m l²`` flops), a Householder QR of
+    ``Mᴴ Q`` and an SVD of an ``l x l`` (block Krylov: ``(n_iter+1) l``
+    square) triangular matrix on the host.  Host synchronisations: one
+    ``l x l`` matrix per orthonormalisation, one at the end.  The residuals
+    ``||Mᴴ u - σ v||`` vanish by construction; ``||M v - σ u||`` is not
+    available from the products made, so it is reported as NaN rather than
+    paid for.  Dask input (chunked by rows, one column chunk) runs through
+    the same code: products and QR are Dask's (tall-skinny QR), each block
+    is persisted once per pass, ``l x l`` problems go to the host.
+
+    References
+    ----------
+    N. Halko, P.-G. Martinsson and J. A. Tropp, "Finding structure with
+    randomness", SIAM Review 53(2), 217-288, 2011.
+    C. Musco and C. Musco, "Randomized block Krylov methods for stronger and
+    faster approximate singular value decomposition", NeurIPS 2015.
+    Y. Yamamoto et al., "Roundoff error analysis of the CholeskyQR2
+    algorithm", ETNA 44, 306-326, 2015; T. Fukaya et al., "Shifted
+    Cholesky QR for computing the QR factorization of ill-conditioned
+    matrices", SIAM J. Sci. Comput. 42(1), A477-A503, 2020.
+
+    Examples
+    --------
+    >>> import numpy as np, eigarray
+    >>> from eigarray.testing import matrix_with_singular_values
+    >>> s_true = 0.5 ** np.arange(30)
+    >>> A, _, _ = matrix_with_singular_values(200, 100, s_true, rng=0)
+    >>> U, S, Vt = eigarray.randomized_svd(A, 5, random_state=0)
+    >>> bool(np.allclose(S, s_true[:5], rtol=1e-12))
+    True
+    >>> U.shape, Vt.shape
+    ((200, 5), (5, 100))
+    """
+    op = _adapt(M, "M")
+    m, n = op.shape
+    mn = min(m, n)
+    k = val.check_int(n_components, name="n_components", low=1, high=mn,
+                      rule=f"1 <= n_components <= min(m, n) = {mn}")
+    p = val.check_int(n_oversamples, name="n_oversamples", low=0)
+    q = _check_n_iter(n_iter, k, mn)
+    how = val.check_choice(power_iteration_normalizer, _NORMALIZERS,
+                           name="power_iteration_normalizer")
+    if isinstance(transpose, str) and transpose == "auto":
+        transpose = m < n
+    if not isinstance(transpose, bool):
+        raise ValueError(f"`transpose` must be True, False or 'auto'; got transpose={transpose!r}.")
+    flip_sign = _check_bool(flip_sign, "flip_sign")
+    method = val.check_choice(method, _SVD_METHODS, name="method")
+    compute = _check_bool(compute, "compute")
+    rng = ns.host_rng(random_state, name="random_state")
+
+    result = svd_impl(op, k, n_oversamples=p, n_iter=q, normalizer=how, method=method,
+                      rng=rng, transpose=transpose)
+    U, S, Vh = result
+    xp = op.xp
+    if flip_sign:
+        U, Vh = flip_signs(xp, U, Vh)
+    if ns.is_dask_array(U) and compute:
+        U, S, Vh = (ns.to_host_numpy(x) for x in _dask_compute(U, S, Vh))
+    return SVDResult(U, S, Vh, info=result.info)
+
+
+def _dask_compute(*arrays: Any) -> tuple:
+    """Compute several Dask arrays in one graph evaluation."""
+    return sys.modules["dask"].compute(*arrays)     # loaded: the arrays are Dask arrays
+
+
+def _qr(xp: Any, Y: Any) -> tuple[Any, Any]:
+    """Householder QR in the namespace (Dask: tall-skinny QR, ``Q`` and ``R`` evaluated once)."""
+    if not ns.is_dask_array(Y):
+        return householder_qr(xp, Y)
+    Q, R = xp.linalg.qr(Y)
+    Q, R = sys.modules["dask"].persist(Q, R)
+    return Q, ns.to_host_numpy(R)
+
+
+# ---------------------------------------------------------------------------
+# Randomized Hermitian eigendecomposition
+
+def eigh_impl(op: LinearOperator, k: int, *, method: str, n_oversamples: int, n_iter: int,
+              rng: Any) -> EighResult:
+    """Randomized eigendecomposition of a bound Hermitian operator (validated arguments).
+
+    Returns the ``k`` wanted eigenpairs (largest for 'nystrom', largest in
+    magnitude for 'range_finder'), eigenvalues ascending.
+    """
+    xp = op.xp
+    hx = ns.numpy_namespace()
+    n = op.shape[0]
+    dtype = op.dtype
+    cplx = ns.is_complex(xp, dtype)
+    eps = ns.eps(xp, dtype)
+    real = ns.real_dtype(xp, dtype)
+    l = min(k + n_oversamples, n)
+    start = op.n_matvec
+    history: dict[str, list] = {"n_matvec": []}
+
+    Omega = _gaussian(xp, n, l, dtype, rng, op.device)
+    Q, _ = _orthonormalize(xp, Omega, "auto", cplx=cplx, eps=eps)
+    del Omega
+    for _ in range(n_iter):                       # subspace iteration: Q <- orth(A Q)
+        Q, _ = _orthonormalize(xp, _matmat(op, Q), "auto", cplx=cplx, eps=eps)
+        history["n_matvec"].append(op.n_matvec - start)
+    Y = _matmat(op, Q)                            # A Q, (n, l)
+    history["n_matvec"].append(op.n_matvec - start)
+    T = (xp.conj(Q).T @ Y) if cplx else (Q.T @ Y)
+    T = hx.asarray(ns.to_host_numpy(T), dtype="complex128" if cplx else "float64")
+    T = (T + hx.conj(T.T)) / 2
+
+    if method == "nystrom":
+        # Tropp et al. 2017, Algorithm 3: shift by ν, Cholesky of the core
+        # Qᴴ (A + ν I) Q, E = (Y + ν Q) C⁻¹, eigenvalues σ(E)² - ν.
+        ynorm = math.sqrt(float(xp.sum(_colnorms2(xp, Y))))
+        nu = max(math.sqrt(n) * eps * ynorm, hx.finfo(hx.float64).tiny)
+        C = None
+        while C is None:
+            try:
+                C = hx.conj(hx.linalg.cholesky(T + nu * hx.eye(l)).T)
+            except ValueError:                    # not positive definite: A is not PSD enough
+                nu *= 10.0
+                if nu > 10.0 * max(ynorm, 1.0):
+                    raise ValueError("`A` is not positive semidefinite; use "
+                                     "method='range_finder'.") from None
+        E = _to_xp_mat(xp, Y + nu * Q, hx.linalg.inv(C), dtype)
+        Qe, Re = _qr(xp, E)
+        Wl, sig, _ = hx.linalg.svd(Re, full_matrices=False)
+        lam = hx.maximum(sig ** 2 - nu, 0.0)
+        sel = hx.arange(k)[::-1]                  # the k largest, ascending
+        w = lam[sel]
+        X = Qe @ _to_xp(Wl[:, sel], xp, dtype, like=Qe)
+        res = hx.full(k, hx.nan)
+    else:
+        # Rayleigh-Ritz on Qᴴ A Q; the residuals come from the product A Q already made.
+        theta, S = hx.linalg.eigh(T)
+        order = hx.argsort(-hx.abs(theta), stable=True)[:k]
+        order = order[hx.argsort(theta[order], stable=True)]
+        w = theta[order]
+        Sk = _to_xp(S[:, order], xp, dtype, like=Q)
+        X = Q @ Sk
+        Rr = Y @ Sk - X * _to_xp(w, xp, dtype, like=Q)[None, :]
+        res = ns.to_host_numpy(xp.linalg.vector_norm(Rr, axis=0)).astype("float64")
+    W = _to_xp(hx.asarray(w, dtype="float64"), xp, real, like=X)
+    info = ConvergenceInfo(hx.ones(k, dtype=bool), res, n_iter, op.n_matvec - start,
+                           {key: hx.asarray(v) for key, v in history.items()})
+    return EighResult(W, X, info=info)
+
+
+def _colnorms2(xp: Any, Y: Any) -> Any:
+    """Squared column norms of ``Y`` (real)."""
+    sq = xp.sum(xp.real(Y * xp.conj(Y)) if ns.is_complex(xp, Y.dtype) else Y * Y, axis=0)
+    return sq
+
+
+def _to_xp_mat(xp: Any, Y: Any, M: Any, dtype: Any) -> Any:
+    return Y @ _to_xp(M, xp, dtype, like=Y)
+
+
+def randomized_eigh(A: Any, k: int, *, method: str = "nystrom", n_oversamples: int = 10,
+                    n_iter: int | str = "auto", rng: Any = None) -> EighResult:
+    """A few eigenpairs of a Hermitian matrix by randomized subspace methods.
+
+    Gaussian test vectors ``Ω`` (``l = k + n_oversamples`` columns) are
+    orthonormalised and pushed through ``n_iter`` steps of subspace iteration
+    ``Q <- orth(A Q)``; then, with ``Y = A Q``:
+
+    * ``'nystrom'`` (positive semidefinite ``A``): the stable fixed-rank
+      Nyström approximation of Tropp et al. (2017), ``A ≈ Y (Qᴴ Y)⁺ Yᴴ``
+      computed with a shift ``ν = sqrt(n) eps ||Y||_F``: ``C = chol(Qᴴ Y +
+      ν I)``, ``E = (Y + ν Q) C⁻¹``, and the eigenpairs ``(σ_i(E)² - ν,
+      u_i(E))``.  It returns the ``k`` largest eigenvalues, is more accurate
+      than Rayleigh-Ritz for the same products, and assumes ``A`` is PSD.
+    * ``'range_finder'`` (any Hermitian ``A``): Rayleigh-Ritz on
+      ``Qᴴ A Q = Qᴴ Y``; it returns the ``k`` eigenvalues largest in
+      magnitude.
+
+    Parameters
+    ----------
+    A : array, sparse matrix or operator, shape (n, n)
+        Hermitian (positive semidefinite for 'nystrom').  Never modified.
+    k : int
+        Number of eigenpairs, ``1 <= k <= n``.
+    method : {'nystrom', 'range_finder'}, default='nystrom'
+    n_oversamples : int, default=10
+        Extra test vectors (``l = min(k + n_oversamples, n)``).
+    n_iter : int or 'auto', default='auto'
+        Subspace iteration steps (one product with ``l`` columns each);
+        'auto': 7 when ``k < 0.1 n``, else 4.
+    rng : None, int or numpy.random.Generator, optional
+        Source of the test vectors (drawn on the host).
+
+    Returns
+    -------
+    EighResult
+        ``(eigenvalues, eigenvectors)``: eigenvalues **ascending**, shape
+        (k,), real working dtype; eigenvectors as columns, shape (n, k); in
+        the namespace and on the device of ``A``.  ``info.converged`` is all
+        True; ``info.residual_norms`` are the true ``||A x - λ x||`` for
+        'range_finder' (from the product ``A Q`` already made) and NaN for
+        'nystrom'; ``info.n_matvec`` counts products per column.
+
+    Raises
+    ------
+    ValueError
+        Non-square ``A``, NaN/Inf, ``k`` out of range, an unknown
+        ``method``, or for 'nystrom' a matrix too far from PSD for the
+        shifted Cholesky factorisation.
+
+    See Also
+    --------
+    numpy.linalg.eigh : Every eigenpair of a dense matrix.
+    randomized_svd : The randomized SVD.
+    eigsh : Lanczos, to a tolerance.
+
+    Notes
+    -----
+    Cost: ``n_iter + 1`` products with ``l`` columns, one Cholesky-QR2
+    (or QR) of an ``(n, l)`` block per product, and for 'nystrom' one
+    Householder QR of ``E``; host problems are ``l x l``.  Host
+    synchronisations: one ``l x l`` matrix per orthonormalisation and one
+    at the end.  'nystrom' on an indefinite matrix either raises or returns
+    meaningless values: it does not test the assumption beyond the Cholesky
+    factorisation of the shifted core.
+
+    References
+    ----------
+    J. A. Tropp, A. Yurtsever, M. Udell and V. Cevher, "Fixed-rank
+    approximation of a positive-semidefinite matrix from streaming data",
+    NeurIPS 2017.
+    N. Halko, P.-G. Martinsson and J. A. Tropp, "Finding structure with
+    randomness", SIAM Review 53(2), 217-288, 2011.
+
+    Examples
+    --------
+    >>> import numpy as np, eigarray
+    >>> from eigarray.testing import matrix_with_spectrum
+    >>> lam = 0.7 ** np.arange(100)
+    >>> A, _ = matrix_with_spectrum(lam, rng=0)
+    >>> w, V = eigarray.randomized_eigh(A, 4, rng=0)
+    >>> bool(np.allclose(w, lam[:4][::-1], rtol=1e-10))
+    True
+    """
+    op = aslinearoperator(A, name="A")
+    if op.xp is None:
+        op = op.bind(ns.numpy_namespace())
+    n = val.check_square_shape(op.shape, name="A")
+    k = val.check_int(k, name="k", low=1, high=n, rule=f"1 <= k <= n = {n}")
+    method = val.check_choice(method, _EIGH_METHODS, name="method")
+    p = val.check_int(n_oversamples, name="n_oversamples", low=0)
+    q = _check_n_iter(n_iter, k, n)
+    rng = ns.host_rng(rng)
+    return eigh_impl(op, k, method=method, n_oversamples=p, n_iter=q, rng=rng)

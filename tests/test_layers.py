@@ -1,0 +1,522 @@
+"""EigenLayer / PCA and TruncatedSVD: scikit-learn parity, namespaces, streaming, errors.
+
+Tolerances follow the house rule: a covariance eigendecomposition in
+precision ``eps`` gets eigenvalues to ``THRESHOLD * d * eps * λ_max`` and
+eigenvectors to that over the gap to the rest of the spectrum; components are
+checked with LAPACK's ratios against the exact covariance.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import warnings
+
+import numpy as np
+import pytest
+from conftest import Backend, is_backend_array, to_backend
+
+import eigarray
+from eigarray import testing
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.decomposition import PCA as SkPCA  # noqa: E402
+from sklearn.decomposition import TruncatedSVD as SkTruncatedSVD  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+SOLVERS = ["covariance", "randomized", "lanczos"]
+WHITEN = [False, True, "zca"]
+T = testing.THRESHOLD
+
+
+def pca_data(m=120, d=8, sigma=(40.0, 20.0, 10.0, 5.0, 2.5, 1.2, 0.6, 0.3), rng=0,
+             dtype=np.float64):
+    """``U diag(σ) Vᵀ + 1 μᵀ`` with centred orthonormal ``U``: the exact PCA is known.
+
+    Returns ``(X, explained_variance, V)`` with the axes ``V`` as rows.
+    """
+    g = np.random.default_rng(rng)
+    sigma = np.asarray(sigma, dtype=np.float64)
+    r = sigma.size
+    Z = g.standard_normal((m, r))
+    Z -= Z.mean(axis=0)
+    U, _ = np.linalg.qr(Z)
+    V, _ = np.linalg.qr(g.standard_normal((d, r)))
+    mu = g.standard_normal(d) * 5.0
+    X = (U * sigma) @ V.T + mu
+    return X.astype(dtype), sigma**2 / (m - 1), V.T
+
+
+def covariance(X):
+    X = np.asarray(X, dtype=np.float64)
+    Xc = X - X.mean(axis=0)
+    return Xc.T @ Xc / (X.shape[0] - 1)
+
+
+def tolerances(ev, k, d, eps):
+    """Absolute bounds for eigenvalues and for eigenvectors of the kept ``k``."""
+    ev = np.asarray(ev, dtype=np.float64)
+    gaps = np.abs(np.diff(ev[: k + 1])) if k < ev.size else np.abs(np.diff(ev))
+    gap = gaps.min() if gaps.size else ev[0]
+    tol_val = T * d * eps * ev[0]
+    return tol_val, tol_val / gap
+
+
+def host(x):
+    return testing._host(x)
+
+
+def assert_matches_sklearn(est, sk, X, eps):
+    d = X.shape[1]
+    k = sk.n_components_
+    full_ev = np.linalg.eigvalsh(covariance(X))[::-1]
+    tol_val, tol_vec = tolerances(full_ev, k, d, eps)
+    assert est.n_components_ == k
+    np.testing.assert_allclose(host(est.explained_variance_), sk.explained_variance_,
+                               rtol=0, atol=tol_val)
+    np.testing.assert_allclose(host(est.explained_variance_ratio_),
+                               sk.explained_variance_ratio_, rtol=0,
+                               atol=tol_val / full_ev.sum())
+    np.testing.assert_allclose(host(est.noise_variance_), sk.noise_variance_, rtol=0,
+                               atol=tol_val)
+    # singular values: s = sqrt(λ (m-1)); ds = dλ (m-1) / (2 s)
+    m = X.shape[0]
+    np.testing.assert_allclose(host(est.singular_values_), sk.singular_values_, rtol=0,
+                               atol=tol_val * (m - 1) / (2 * sk.singular_values_[-1]))
+    np.testing.assert_allclose(host(est.mean_), sk.mean_, rtol=0,
+                               atol=T * eps * np.abs(X).max())
+    # same signs as sklearn's svd_flip, not just up to sign
+    np.testing.assert_allclose(host(est.components_), sk.components_, rtol=0, atol=tol_vec)
+
+
+# --------------------------------------------------------------------------
+# NumPy: parity with scikit-learn, every solver and whitening mode
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("whiten", WHITEN, ids=str)
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_matches_sklearn_pca(solver, whiten):
+    X, exact_ev, V = pca_data()
+    k = 4
+    est = eigarray.EigenLayer(k, solver=solver, whiten=whiten, random_state=0).fit(X)
+    sk = SkPCA(k, whiten=bool(whiten), svd_solver="full").fit(X)
+    eps = np.finfo(np.float64).eps
+    assert_matches_sklearn(est, sk, X, eps)
+    if not whiten:
+        tol_val, _ = tolerances(exact_ev, k, X.shape[1], eps)
+        np.testing.assert_allclose(est.get_covariance(), sk.get_covariance(), rtol=0,
+                                   atol=tol_val * X.shape[1])
+    testing.assert_eigenpairs(covariance(X), est.explained_variance_, est.components_.T,
+                              exact=exact_ev[:k])
+    Y = est.transform(X)
+    Ysk = sk.transform(X)
+    if whiten == "zca":
+        Ysk = Ysk @ sk.components_                       # rotate back to feature space
+    scale = np.abs(Ysk).max()
+    _, tol_vec = tolerances(exact_ev, k, X.shape[1], eps)
+    np.testing.assert_allclose(Y, Ysk, rtol=0, atol=scale * tol_vec * X.shape[1])
+    back = est.inverse_transform(Y)
+    Bsk = sk.inverse_transform(sk.transform(X))
+    np.testing.assert_allclose(back, Bsk, rtol=0,
+                               atol=np.abs(X).max() * tol_vec * X.shape[1])
+
+
+@pytest.mark.parametrize("method", ["block_krylov", "range_finder"])
+def test_randomized_methods_on_a_gapped_spectrum(method):
+    # l = k + 10 = 13 < d = 60: the sketch does not cover the space; the gap
+    # (25 over 0.01) makes the default iterations converge to working precision
+    sigma = np.r_[1000.0, 500.0, 250.0, 0.1 * 0.9 ** np.arange(57)]
+    X, exact_ev, _ = pca_data(m=300, d=60, sigma=sigma)
+    est = eigarray.EigenLayer(3, solver="randomized", randomized_method=method,
+                              random_state=0).fit(X)
+    sk = SkPCA(3, svd_solver="full").fit(X)
+    assert_matches_sklearn(est, sk, X, np.finfo(np.float64).eps)
+
+
+def test_auto_solver_and_default_n_components():
+    X, exact_ev, _ = pca_data()
+    est = eigarray.PCA().fit(X)
+    assert eigarray.PCA is eigarray.EigenLayer
+    assert est.n_components_ == min(X.shape) and est.components_.shape == (8, 8)
+    sk = SkPCA().fit(X)
+    assert_matches_sklearn(est, sk, X, np.finfo(np.float64).eps)
+    np.testing.assert_array_equal(est.noise_variance_, 0.0)
+
+
+def test_float32_stays_float32():
+    X, exact_ev, _ = pca_data(dtype=np.float32)
+    est = eigarray.EigenLayer(3).fit(X)
+    for name in ("components_", "explained_variance_", "singular_values_", "mean_"):
+        assert getattr(est, name).dtype == np.float32, name
+    assert est.transform(X).dtype == np.float32
+    C = covariance(X)
+    testing.assert_eigenpairs(C, est.explained_variance_, est.components_.T,
+                              exact=np.linalg.eigvalsh(C)[::-1][:3])
+
+
+@pytest.mark.parametrize("solver", ["covariance", "randomized"])
+def test_wide_data(solver):
+    # more features than samples: n_components=None is min(m, d) = m
+    X, _, _ = pca_data(m=10, d=30, sigma=(9.0, 7.0, 5.0, 3.0, 2.0, 1.0))
+    k = None if solver == "covariance" else 5
+    est = eigarray.EigenLayer(k, solver=solver, random_state=0).fit(X)
+    sk = SkPCA(k, svd_solver="full").fit(X)
+    assert_matches_sklearn(est, sk, X, np.finfo(np.float64).eps)
+
+
+def test_auto_rule():
+    choose = eigarray.EigenLayer._choose_solver
+    assert choose(eigarray.EigenLayer(5), "auto", 5000, 1000) == "covariance"
+    assert choose(eigarray.EigenLayer(5), "auto", 5000, 1200) == "randomized"
+    assert choose(eigarray.EigenLayer(1000), "auto", 5000, 1200) == "covariance"
+    assert choose(eigarray.EigenLayer(0.9), "auto", 5000, 1200) == "covariance"
+    assert choose(eigarray.EigenLayer(), "auto", 5000, 1200) == "covariance"
+    assert choose(eigarray.EigenLayer(5), "lanczos", 5000, 1200) == "lanczos"
+
+
+def test_variance_fraction():
+    X, exact_ev, _ = pca_data()
+    for frac in (0.5, 0.8, 0.95, 0.999):
+        est = eigarray.EigenLayer(frac).fit(X)
+        sk = SkPCA(frac, svd_solver="full").fit(X)
+        ratio = exact_ev / exact_ev.sum()
+        expected = int(np.searchsorted(np.cumsum(ratio), frac, side="right")) + 1
+        assert est.n_components_ == sk.n_components_ == expected
+        assert est.explained_variance_ratio_.sum() > frac
+
+
+# --------------------------------------------------------------------------
+# Every namespace: same numbers, arrays of the caller's namespace, input unchanged
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_every_backend(backend, solver):
+    X, exact_ev, _ = pca_data()
+    Xb = to_backend(X, backend)
+    k = 3
+    est = eigarray.EigenLayer(k, solver=solver, whiten=True, random_state=0).fit(Xb)
+    for name in ("components_", "explained_variance_", "explained_variance_ratio_",
+                 "singular_values_", "mean_"):
+        assert is_backend_array(getattr(est, name), backend), name
+    sk = SkPCA(k, whiten=True, svd_solver="full").fit(X)
+    eps = np.finfo(np.float64).eps
+    assert_matches_sklearn(est, sk, X, eps)
+    Y = est.transform(Xb)
+    assert is_backend_array(Y, backend)
+    _, tol_vec = tolerances(exact_ev, k, X.shape[1], eps)
+    np.testing.assert_allclose(host(Y), sk.transform(X), rtol=0, atol=tol_vec * X.shape[1])
+    back = est.inverse_transform(Y)
+    assert is_backend_array(back, backend)
+    np.testing.assert_allclose(host(back), sk.inverse_transform(sk.transform(X)), rtol=0,
+                               atol=np.abs(X).max() * tol_vec * X.shape[1])
+    np.testing.assert_array_equal(host(Xb), X)           # input untouched
+
+
+def test_transform_other_namespace_uses_cached_conversion():
+    torch = pytest.importorskip("torch")
+    X, _, _ = pca_data()
+    est = eigarray.EigenLayer(3).fit(X)
+    Y = est.transform(torch.from_numpy(X))
+    assert isinstance(Y, torch.Tensor)
+    np.testing.assert_allclose(Y.numpy(), est.transform(X), rtol=0,
+                               atol=T * np.finfo(float).eps * np.abs(X).max() * X.shape[1])
+    cached = dict(est._converted)
+    est.transform(torch.from_numpy(X[:5]))
+    assert est._converted.keys() == cached.keys()        # converted once
+
+
+# --------------------------------------------------------------------------
+# Streaming and whitening
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend_name", ["numpy", "torch"])
+def test_partial_fit_equals_fit(backend_name):
+    if backend_name == "torch":
+        pytest.importorskip("torch")
+    backend = Backend(backend_name)
+    X, _, _ = pca_data(m=500, d=8)
+    X = X + 1e3                                          # a large mean: centring matters
+    whole = eigarray.EigenLayer(4, solver="covariance").fit(to_backend(X, backend))
+    stream = eigarray.EigenLayer(4)
+    for chunk in np.array_split(X, [1, 7, 60, 61, 300]):
+        stream.partial_fit(to_backend(chunk, backend))
+    assert stream.n_samples_seen_ == 500
+    for name in ("explained_variance_", "singular_values_", "mean_", "components_",
+                 "explained_variance_ratio_"):
+        a, b = host(getattr(stream, name)), host(getattr(whole, name))
+        err = np.abs(a - b).max() / np.abs(b).max()
+        assert err <= 1e-10, (name, err)
+    a = host(stream.transform(to_backend(X, backend)))
+    b = host(whole.transform(to_backend(X, backend)))
+    assert np.abs(a - b).max() <= 1e-10 * np.abs(b).max()
+
+
+def test_partial_fit_recomputes_on_demand():
+    X, _, _ = pca_data(m=200)
+    est = eigarray.EigenLayer(2).partial_fit(X[:100])
+    first = est.components_.copy()
+    est.partial_fit(X[100:])
+    assert "components_" not in est.__dict__             # not yet recomputed
+    ref = eigarray.EigenLayer(2).fit(X)
+    np.testing.assert_allclose(est.components_, ref.components_, rtol=0, atol=1e-12)
+    assert not np.allclose(first, est.components_)
+
+
+@pytest.mark.parametrize("whiten", [True, "pca", "zca"], ids=str)
+def test_whitened_output_has_identity_covariance(backend, whiten):
+    X, _, _ = pca_data(m=300)
+    est = eigarray.EigenLayer(whiten=whiten).fit(to_backend(X, backend))
+    Y = host(est.transform(to_backend(X, backend)))
+    cov = np.cov(Y, rowvar=False)
+    assert np.abs(cov - np.eye(cov.shape[0])).max() < 1e-8
+    if whiten == "zca":
+        assert Y.shape == X.shape
+        # ZCA is the symmetric inverse square root: the whitening map closest to identity
+        C = covariance(X)
+        w, Q = np.linalg.eigh(C)
+        W = (Q / np.sqrt(w)) @ Q.T
+        np.testing.assert_allclose(Y, (X - X.mean(axis=0)) @ W, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(host(est.inverse_transform(est.transform(to_backend(X, backend)))),
+                               X, rtol=0, atol=1e-10 * np.abs(X).max())
+
+
+# --------------------------------------------------------------------------
+# scikit-learn: estimator checks, Pipeline, GridSearchCV
+# --------------------------------------------------------------------------
+
+_ESTIMATORS = [
+    eigarray.EigenLayer(),
+    eigarray.EigenLayer(whiten="zca"),
+    eigarray.EigenLayer(1, solver="randomized", random_state=0),
+    eigarray.EigenLayer(1, solver="lanczos", random_state=0),
+    eigarray.TruncatedSVD(random_state=0),
+    eigarray.TruncatedSVD(1, algorithm="lanczos", random_state=0),
+]
+
+
+with warnings.catch_warnings():
+    # eigarray does not import scikit-learn, so it cannot inherit BaseEstimator
+    warnings.filterwarnings("ignore", message="Estimator .* does not inherit from")
+    _with_checks = parametrize_with_checks(_ESTIMATORS)
+
+
+@pytest.mark.filterwarnings("ignore:Estimator .* does not inherit from")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
+@_with_checks
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_pipeline_and_grid_search():
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    X, y = make_classification(n_samples=120, n_features=12, n_informative=4, random_state=0)
+    pipe = Pipeline([("pca", eigarray.EigenLayer(whiten=True)), ("clf", LogisticRegression())])
+    grid = GridSearchCV(pipe, {"pca__n_components": [2, 6], "pca__solver": ["covariance",
+                                                                          "lanczos"]}, cv=3)
+    grid.fit(X, y)
+    assert grid.best_params_["pca__n_components"] in (2, 6)
+    ref = Pipeline([("pca", SkPCA(whiten=True, **{"n_components":
+                                                  grid.best_params_["pca__n_components"]})),
+                    ("clf", LogisticRegression())]).fit(X, y)
+    best = grid.best_estimator_
+    np.testing.assert_array_equal(best.predict(X), ref.predict(X))
+    assert best.named_steps["pca"].n_features_in_ == 12
+
+
+def test_params_protocol():
+    est = eigarray.EigenLayer(3, whiten="zca")
+    assert est.get_params() == {"n_components": 3, "whiten": "zca", "solver": "auto",
+                                "n_oversamples": 10, "n_iter": "auto", "random_state": None,
+                                "randomized_method": "auto", "copy": True, "tol": 0.0}
+    assert repr(est) == "EigenLayer(n_components=3, whiten='zca')"
+    assert est.set_params(n_components=2) is est and est.n_components == 2
+    with pytest.raises(ValueError, match="Invalid parameter 'bogus'"):
+        est.set_params(bogus=1)
+    est.set_params(solver="nope")                        # validated at fit, not here
+    with pytest.raises(ValueError, match="`solver` must be one of"):
+        est.fit(np.ones((3, 2)))
+
+
+# --------------------------------------------------------------------------
+# Differentiable and jittable transform
+# --------------------------------------------------------------------------
+
+def test_torch_autograd_through_transform():
+    torch = pytest.importorskip("torch")
+    X, _, _ = pca_data()
+    for fitted_on in (X, torch.from_numpy(X)):
+        est = eigarray.EigenLayer(3, whiten=True).fit(fitted_on)
+        x = torch.tensor(X[:7], requires_grad=True)
+        y = est.transform(x)
+        assert y.requires_grad
+        (y**2).sum().backward()
+        P = host(est.components_).T / np.sqrt(host(est.explained_variance_))
+        expected = 2 * (X[:7] - host(est.mean_)) @ P @ P.T
+        np.testing.assert_allclose(x.grad.numpy(), expected, rtol=0,
+                                   atol=1e-12 * np.abs(expected).max())
+
+
+def test_jax_jit_and_grad_through_transform():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    X, _, _ = pca_data()
+    est = eigarray.EigenLayer(3, whiten="zca").fit(X)
+    f = jax.jit(est.transform)
+    np.testing.assert_allclose(np.asarray(f(jnp.asarray(X))), est.transform(X), rtol=0,
+                               atol=1e-12 * np.abs(est.transform(X)).max())
+    g = jax.grad(lambda x: jnp.sum(est.transform(x) ** 2))(jnp.asarray(X[:5]))
+    W = host(est._P)
+    expected = 2 * (X[:5] - est.mean_) @ W @ W.T
+    np.testing.assert_allclose(np.asarray(g), expected, rtol=0,
+                               atol=1e-12 * np.abs(expected).max())
+
+
+# --------------------------------------------------------------------------
+# TruncatedSVD
+# --------------------------------------------------------------------------
+
+def term_document(rng=0):
+    """A sparse 60 x 40 count matrix of rank <= 12 (12 of the terms are used)."""
+    sp = pytest.importorskip("scipy.sparse")
+    g = np.random.default_rng(rng)
+    dense = np.zeros((60, 40))
+    cols = g.choice(40, size=12, replace=False)
+    dense[:, cols] = g.poisson(0.6, size=(60, 12)) * g.uniform(0.5, 3.0, size=12)
+    return sp.csr_matrix(dense)
+
+
+@pytest.mark.parametrize("algorithm", ["randomized", "lanczos"])
+def test_truncated_svd_matches_sklearn_on_sparse(algorithm):
+    X = term_document()
+    k = 4
+    est = eigarray.TruncatedSVD(k, algorithm=algorithm, random_state=0).fit(X)
+    sk = SkTruncatedSVD(k, algorithm="arpack", random_state=0).fit(X)
+    A = X.toarray()
+    s_all = np.linalg.svd(A, compute_uv=False)
+    eps = np.finfo(np.float64).eps
+    tol_s = T * max(A.shape) * eps * s_all[0]
+    gap = np.abs(np.diff(s_all[: k + 1])).min()
+    np.testing.assert_allclose(est.singular_values_, s_all[:k], rtol=0, atol=tol_s)
+    np.testing.assert_allclose(est.singular_values_, sk.singular_values_, rtol=0, atol=tol_s)
+    np.testing.assert_allclose(est.components_, sk.components_, rtol=0,
+                               atol=tol_s / gap)
+    np.testing.assert_allclose(est.explained_variance_, sk.explained_variance_, rtol=0,
+                               atol=tol_s * s_all[0] * A.shape[1] / gap)
+    np.testing.assert_allclose(est.explained_variance_ratio_, sk.explained_variance_ratio_,
+                               rtol=0, atol=tol_s * A.shape[1] / gap)
+    Y = est.transform(X)
+    np.testing.assert_allclose(Y, sk.transform(X), rtol=0,
+                               atol=np.abs(A).max() * A.shape[1] * tol_s / gap)
+    AtA = A.T @ A
+    testing.assert_eigenpairs(AtA, est.singular_values_**2, est.components_.T,
+                              exact=s_all[:k] ** 2)
+
+
+def test_truncated_svd_dense_backend(backend):
+    X = term_document().toarray()
+    est = eigarray.TruncatedSVD(3, random_state=0).fit(to_backend(X, backend))
+    assert is_backend_array(est.components_, backend)
+    Y = est.transform(to_backend(X, backend))
+    assert is_backend_array(Y, backend)
+    s_all = np.linalg.svd(X, compute_uv=False)
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(host(est.singular_values_), s_all[:3], rtol=0,
+                               atol=T * max(X.shape) * eps * s_all[0])
+    np.testing.assert_array_equal(host(to_backend(X, backend)), X)
+
+
+# --------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------
+
+def test_not_fitted():
+    X, _, _ = pca_data()
+    for est in (eigarray.EigenLayer(), eigarray.TruncatedSVD()):
+        for method in ("transform", "inverse_transform"):
+            with pytest.raises(NotFittedError, match="not fitted yet"):
+                getattr(est, method)(X)
+        with pytest.raises(AttributeError):
+            _ = est.components_
+
+
+def test_wrong_feature_count():
+    X, _, _ = pca_data()
+    est = eigarray.EigenLayer(2).fit(X)
+    with pytest.raises(ValueError, match="X has 5 features, but EigenLayer is expecting 8"):
+        est.transform(X[:, :5])
+    with pytest.raises(ValueError, match="X has 5 features, but EigenLayer is expecting 8"):
+        est.partial_fit(X[:, :5])
+    with pytest.raises(ValueError, match=r"shape \(n_samples, 2\)"):
+        est.inverse_transform(X)
+
+
+@pytest.mark.parametrize("n_components, solver, match", [
+    (0, "covariance", r"1 <= n_components <= min\(n_samples, n_features\) = 8"),
+    (9, "covariance", r"got n_components=9"),
+    (8, "lanczos", r"0 < n_components < min\(n_samples, n_features\) = 8"),
+    (1.5, "covariance", r"a float in \(0, 1\)"),
+    (0.5, "randomized", "needs the full spectrum"),
+    ("mle", "auto", "'mle' is not supported"),
+])
+def test_bad_n_components(n_components, solver, match):
+    X, _, _ = pca_data(m=20)
+    with pytest.raises(ValueError, match=match):
+        eigarray.EigenLayer(n_components, solver=solver).fit(X)
+
+
+def test_bad_arguments_and_data():
+    X, _, _ = pca_data(m=20)
+    with pytest.raises(ValueError, match="`whiten` must be one of"):
+        eigarray.EigenLayer(whiten="yes").fit(X)
+    with pytest.raises(TypeError, match="`n_iter` must be an integer"):
+        eigarray.EigenLayer(n_iter=2.5).fit(X)
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        eigarray.EigenLayer(2).fit(bad)
+    est = eigarray.EigenLayer(2).fit(X)
+    with pytest.raises(ValueError, match="NaN"):
+        est.transform(bad)
+    with pytest.raises(ValueError, match="n_samples = 1"):
+        eigarray.EigenLayer().fit(X[:1])
+    with pytest.raises(ValueError, match="2-D array"):
+        eigarray.EigenLayer().fit(X[:, 0])
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        eigarray.EigenLayer().fit(X + 1j)
+    sp = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match="sparse.*TruncatedSVD"):
+        eigarray.EigenLayer().fit(sp.csr_matrix(X))
+    with pytest.raises(ValueError, match="`algorithm` must be one of"):
+        eigarray.TruncatedSVD(algorithm="arpack").fit(X)
+
+
+def test_layers_module_speaks_array_api_only():
+    path = pathlib.Path(eigarray.__file__).parent / "_layers.py"
+    names = set()                   # scikit-learn may be imported lazily, nothing else
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    assert not names & {"numpy", "scipy", "torch", "jax", "numba", "cupy", "dask",
+                        "array_api_compat"}
+
+
+def test_pickle_round_trip():
+    import pickle
+
+    torch = pytest.importorskip("torch")
+    X, _, _ = pca_data()
+    est = eigarray.EigenLayer(3).fit(X)
+    est.transform(torch.from_numpy(X))                   # fills the conversion cache
+    again = pickle.loads(pickle.dumps(est))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(again.transform(X), est.transform(X))
