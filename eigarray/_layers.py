@@ -46,6 +46,7 @@ import inspect
 import numbers
 from typing import Any
 
+from . import _dispatch
 from . import _namespace as ns
 from . import _validate as val
 from ._jacobi import eigh_batched
@@ -55,9 +56,10 @@ __all__ = ["EigenLayer", "PCA", "TruncatedSVD"]
 
 _SOLVERS = ("auto", "covariance", "randomized", "lanczos")
 _WHITEN = (False, True, "pca", "zca")
-# Rows per block when the scatter matrix is accumulated: bounds the working
-# copy to ``_BLOCK_ELEMENTS`` entries whatever the number of samples.
-_BLOCK_ELEMENTS = 1 << 24
+# Rows per block when the scatter matrix is accumulated: a shifted copy of
+# ``_BLOCK_ELEMENTS`` entries (8 MiB in float32) stays in cache for its
+# product, whatever the number of samples.
+_BLOCK_ELEMENTS = 1 << 21
 # 'auto' forms the covariance up to this many features (sklearn's threshold).
 _AUTO_MAX_FEATURES = 1000
 # Derived attributes that partial_fit computes on first access.
@@ -304,27 +306,29 @@ def _block_rows(m: int, d: int) -> int:
     return max(1, min(m, _BLOCK_ELEMENTS // max(d, 1)))
 
 
-def _scatter(xp: Any, X: Any, acc: Any, shift: Any = None) -> tuple[int, Any, Any]:
-    """``(n, mean, scatter)`` of the rows of ``X``, blocks merged exactly (Chan et al.).
+def _scatter(xp: Any, X: Any, acc: Any) -> tuple[int, Any, Any]:
+    """``(n, mean, scatter)`` of the rows of ``X``, accumulated over blocks of rows.
 
-    Each block is centred on a shift close to its mean in the data's dtype
-    (one GEMM in that dtype), the residual mean is removed in ``acc``, and
-    blocks are merged with the pairwise update, all in ``acc``.
+    The data are shifted by the mean ``c`` of the first block (close to the
+    mean of the whole, so that nothing cancels), a block of rows at a time
+    small enough to stay in cache: one pass over ``X``.  Each shifted block
+    ``Z`` adds ``Zᴴ Z`` (BLAS ``syrk`` on NumPy, through
+    :func:`eigarray._dispatch.gram`) and its column sums, in ``acc``; the
+    scatter about the exact mean is ``Σ ZᴴZ - n z̄ z̄ᴴ`` with ``z̄`` the mean of
+    the shifted data, a correction of the order of the shift's error.
     """
     m = int(X.shape[0])
     step = _block_rows(m, int(X.shape[1]))
-    n_tot, mean, M = 0, None, None
+    c = xp.mean(X[:step, ...], axis=0)
+    G, s = None, None
     for i in range(0, m, step):
-        Xb = X[i:i + step, ...]
-        nb = int(Xb.shape[0])
-        c = xp.mean(Xb, axis=0)
-        Z = Xb - c
-        # Z's own column means are rounding errors of c, O(eps |c|); the scatter
-        # about c differs from the scatter about the exact mean by nb r rᵀ,
-        # O(eps² |c|²) relative to nb σ²: below rounding, so it is not formed.
-        Mb = xp.astype(Z.T @ Z, acc)
-        n_tot, mean, M = _merge(n_tot, mean, M, nb, xp.astype(c, acc), Mb)
-    return n_tot, mean, M
+        Z = X[i:i + step, ...] - c
+        Gb = xp.astype(_dispatch.gram(xp, Z), acc)
+        sb = xp.astype(xp.sum(Z, axis=0), acc)
+        G, s = (Gb, sb) if G is None else (G + Gb, s + sb)
+    zbar = s / m
+    M = G - m * (zbar[:, None] * zbar[None, :])
+    return m, xp.astype(c, acc) + zbar, M
 
 
 def _merge(na: int, ma: Any, Ma: Any, nb: int, mb: Any, Mb: Any) -> tuple[int, Any, Any]:
