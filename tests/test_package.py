@@ -136,3 +136,24 @@ def test_cli_bench_rejects_unknown():
     out = subprocess.run([sys.executable, "-m", "eigarray", "bench", "nothing"],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode != 0 and "invalid choice" in out.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128],
+                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_gram_is_exactly_hermitian(dtype, layout):
+    from array_api_compat import numpy as xp
+
+    from eigarray._dispatch import gram
+
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((500, 40))
+    if np.issubdtype(dtype, np.complexfloating):
+        Z = Z + 1j * rng.standard_normal((500, 40))
+    Z = np.asarray(Z, dtype=dtype, order=layout)
+    G = gram(xp, Z)
+    ref = Z.astype(np.complex128).conj().T @ Z.astype(np.complex128)
+    assert G.dtype == dtype
+    assert np.array_equal(G, G.conj().T)
+    eps = np.finfo(dtype).eps
+    assert np.abs(G - ref).max() <= 30 * 500 * eps * np.abs(ref).max()
