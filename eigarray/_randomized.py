@@ -80,12 +80,25 @@ def _rmatmat(op: LinearOperator, Y: Any) -> Any:
     return _persist(op.rmatmat(Y))
 
 
+def _lazy_qr(xp: Any, Y: Any) -> tuple[Any, Any]:
+    """Dask: ``Q`` of the tall-skinny QR, persisted, with no host synchronisation.
+
+    On a cluster every trip to the host waits for the whole graph and the
+    scheduler; Householder TSQR needs none, where Cholesky-QR needs the Gram
+    matrix on the host to check it, twice per block.
+    """
+    Q, _ = xp.linalg.qr(_one_column_chunk(Y))
+    return _persist(Q), None
+
+
 def _normalize(xp: Any, Y: Any, how: str, *, cplx: bool, eps: float) -> tuple[Any, Any]:
     """Re-normalise a block between power passes; ``(Q, R or None)``, ``Y = Q R``."""
     if how == "none":
         return Y, None
     if how == "LU":
         return _persist(_one_column_chunk(lu_normalize(xp, Y))), None
+    if ns.is_dask_array(Y):
+        return _lazy_qr(xp, Y)
     if how == "QR":
         return _qr(xp, Y)
     Q, R, _ = cholesky_qr(xp, Y, cplx=cplx, eps=eps)          # 'auto' and 'cholqr2'
@@ -94,6 +107,8 @@ def _normalize(xp: Any, Y: Any, how: str, *, cplx: bool, eps: float) -> tuple[An
 
 def _orthonormalize(xp: Any, Y: Any, how: str, *, cplx: bool, eps: float) -> tuple[Any, Any]:
     """Orthonormal columns spanning ``Y``: Householder for 'QR', else Cholesky-QR2 (+ fallbacks)."""
+    if ns.is_dask_array(Y):
+        return _lazy_qr(xp, Y)
     if how == "QR":
         return _qr(xp, Y)
     Q, R, _ = cholesky_qr(xp, Y, cplx=cplx, eps=eps)
@@ -364,7 +379,9 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
         small ``n_iter``: small singular directions underflow otherwise).
         The last block is always orthonormalised ('QR' for 'QR', Cholesky-QR
         otherwise).  Unlike scikit-learn, whose 'auto' means 'LU' (or 'none'
-        for ``n_iter <= 2``).
+        for ``n_iter <= 2``).  On Dask arrays 'auto', 'cholqr2' and 'QR' are
+        Dask's tall-skinny Householder QR, which needs no trip to the host
+        (on a cluster each one waits for the scheduler).
     transpose : bool or 'auto', default='auto'
         Work on ``Mᴴ``; 'auto' does so when ``m < n``.
     flip_sign : bool, default=True
