@@ -17,7 +17,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["lanczos_table"]
+__all__ = ["lanczos_table", "median_time"]
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    """Median wall time of ``max(1, repeats)`` calls of ``fn``."""
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:

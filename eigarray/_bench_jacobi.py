@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from ._bench import median_time
 
 __all__ = ["run"]
 
@@ -65,15 +65,6 @@ def _single_threaded_blas():
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
-
-
-def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _impls(dtype, copy: bool = False) -> dict[str, Callable[[np.ndarray], Any]]:
@@ -158,7 +149,7 @@ def run(out: Callable[[str], object] = print, repeats: int = 5, copy: bool = Fal
             if not _accurate(A, w, V):
                 row[name] = None
                 continue
-            row[name] = B / _median_time(functools.partial(fn, A), repeats)
+            row[name] = B / median_time(functools.partial(fn, A), repeats)
         rows.append(row)
         rate = " ".join(
             f"{row[k]:14.0f}" if row.get(k) else f"{'wrong':>14}" for k in names

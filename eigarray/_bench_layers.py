@@ -23,12 +23,12 @@ decaying top of ``k`` values (``100 * 0.86^i``, down to about 1) over a noise fl
 from __future__ import annotations
 
 import functools
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from ._bench import median_time
 
 __all__ = ["run"]
 
@@ -73,15 +73,6 @@ def _impls(k: int) -> dict[str, Callable[[np.ndarray], Any]]:
     impls["sklearn"] = lambda X: PCA(k, random_state=0).fit(X)
     impls["sklearn-rand"] = lambda X: PCA(k, svd_solver="randomized", random_state=0).fit(X)
     return impls
-
-
-def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _blas_threads(threads: int | None):
@@ -141,7 +132,7 @@ def run(out: Callable[[str], object] = print, repeats: int = 3,
                 est = fn(X)                               # warm-up and accuracy check
                 got = np.asarray(est.explained_variance_, dtype=np.float64)
                 err = float(np.max(np.abs(got - ev[:k]) / ev[:k]))
-                secs = _median_time(functools.partial(fn, X), repeats) \
+                secs = median_time(functools.partial(fn, X), repeats) \
                     if err <= MAX_REL_ERROR else None
             timed[name] = {"case": label, "impl": name, "seconds": secs, "rel_error": err}
         base = timed.get("sklearn", {}).get("seconds")

@@ -19,11 +19,11 @@ misses the accuracy standard (``||R A R - I||_F / (n eps) < 30`` on the first
 from __future__ import annotations
 
 import functools
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
+
+from ._bench import median_time
 
 __all__ = ["run"]
 
@@ -46,15 +46,6 @@ def _accurate(A: np.ndarray, R: np.ndarray) -> bool:
     n = A.shape[-1]
     err = np.linalg.norm(R @ A @ R - np.eye(n), axis=(1, 2)) / (n * eps)
     return bool(np.all(err < 30))
-
-
-def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _reconstruct(w: np.ndarray, V: np.ndarray) -> np.ndarray:
@@ -103,10 +94,10 @@ def run(out: Callable[[str], object] = print, repeats: int = 5) -> list[dict]:
             if not _accurate(A, fn(A[:64])):      # warm-up (JIT) and accuracy check
                 row[name] = None
                 continue
-            row[name] = B / _median_time(functools.partial(fn, A), repeats)
+            row[name] = B / median_time(functools.partial(fn, A), repeats)
         w, V = eigarray.eigh_batched(A)
-        row["eigh"] = _median_time(functools.partial(eigarray.eigh_batched, A), repeats)
-        row["recon"] = _median_time(functools.partial(_reconstruct, w, V), repeats)
+        row["eigh"] = median_time(functools.partial(eigarray.eigh_batched, A), repeats)
+        row["recon"] = median_time(functools.partial(_reconstruct, w, V), repeats)
         ok = row["eigarray"] and row["numpy"]
         row["speedup"] = row["eigarray"] / row["numpy"] if ok else None
 

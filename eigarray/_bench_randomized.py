@@ -46,12 +46,13 @@ import argparse
 import contextlib
 import functools
 import math
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+
+from ._bench import median_time
 
 __all__ = ["decaying_matrix", "main", "run"]
 
@@ -110,16 +111,7 @@ def matmul_peak(dtype: Any, *, n: int = 2000, repeats: int = 5) -> float:
     """Measured matmul throughput in GFLOP/s: median over ``repeats`` of ``2 n³ / t``."""
     X = np.random.default_rng(1).standard_normal((n, n)).astype(dtype)
     X @ X  # warm-up: thread pool start
-    return 2.0 * n**3 / _median_time(lambda: X @ X, repeats) / 1e9
-
-
-def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return 2.0 * n**3 / median_time(lambda: X @ X, repeats) / 1e9
 
 
 def _host(x: Any) -> np.ndarray:
@@ -276,7 +268,7 @@ def _measure(label: str, make: Callable[[], Callable[[], np.ndarray]], *, sigma:
     try:
         with _scheduler(scheduler):
             s = np.sort(np.asarray(solve(), dtype=np.float64))[::-1][:k]   # warm-up, checked
-            t = _median_time(solve, repeats)
+            t = median_time(solve, repeats)
     except Exception as exc:   # one failing implementation must not end the run
         row["note"] = f"failed: {type(exc).__name__}: {exc}"
         return row
