@@ -310,7 +310,8 @@ def test_no_warning_when_converged():
     A = spectrum_matrix(60, 40, np.geomspace(1.0, 1e-3, 40))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        eigarray.svds(A, k=3, rng=0)
+        res = eigarray.svds(A, k=3, rng=0)
+    assert res.info.all_converged
 
 
 # --- bad input ----------------------------------------------------------------------
