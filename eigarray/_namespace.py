@@ -43,6 +43,8 @@ __all__ = [
     "as_cupy_view",
     "from_cupy",
     "host_rng",
+    "persist",
+    "one_column_chunk",
 ]
 
 
@@ -201,3 +203,23 @@ def host_rng(rng: Any, *, name: str = "rng") -> np.random.Generator:
 def norm2(xp: Any, x: Any) -> Any:
     """Euclidean norm of a vector (0-d array, no host sync)."""
     return xp.linalg.vector_norm(x)
+
+
+def persist(x: Any) -> Any:
+    """A Dask array evaluated once and kept (in a cluster's memory when there is one).
+
+    Iterations persist each block they will read again, so that no step's
+    graph holds the steps before it; on a distributed client this returns at
+    once (the work is scheduled, not awaited).  Other arrays pass unchanged.
+    """
+    return x.persist() if is_dask_array(x) else x
+
+
+def one_column_chunk(x: Any) -> Any:
+    """A 2-D Dask array rechunked to a single column chunk, the layout of Dask's tall-skinny QR.
+
+    Other arrays pass unchanged.
+    """
+    if is_dask_array(x) and x.ndim == 2 and x.numblocks[1] > 1:
+        return x.rechunk({1: -1})
+    return x

@@ -129,20 +129,11 @@ def _adjoint(xp: Any, X: Any, cplx: bool) -> Any:
 
 
 def _settle(xp: Any, X: Any) -> Any:
-    """Persist a Dask iterate, so that the next iteration's graph starts from data.
+    """Persist a Dask iterate in one column chunk (the layout Dask's tall-skinny QR needs).
 
-    A block is kept in one column chunk (row chunks as the product made
-    them), the layout dask's tall-skinny QR needs.
+    The next iteration's graph then starts from data.
     """
-    if ns.is_dask_namespace(xp):
-        return _one_column_chunk(xp, X).persist()
-    return X
-
-
-def _one_column_chunk(xp: Any, X: Any) -> Any:
-    if ns.is_dask_namespace(xp) and X.ndim == 2 and X.numblocks[1] > 1:
-        return X.rechunk({1: -1})
-    return X
+    return ns.persist(ns.one_column_chunk(X))
 
 
 def _random_block(xp: Any, n: int, p: int, dtype: Any, rng: Any, like: Any) -> Any:
@@ -176,10 +167,10 @@ def _orth(xp: Any, Z: Any, X: Any, nlock: int, like: Any) -> Any:
     locked vectors, which are then put back exactly.
     """
     if nlock == 0:
-        Q, _ = xp.linalg.qr(_one_column_chunk(xp, Z))
+        Q, _ = xp.linalg.qr(ns.one_column_chunk(Z))
         return Q
     keep, active = _masks(xp, Z.shape[1], nlock, Z.dtype, like)
-    Q, _ = xp.linalg.qr(_one_column_chunk(xp, Z * active + X * keep))
+    Q, _ = xp.linalg.qr(ns.one_column_chunk(Z * active + X * keep))
     return Q * active + X * keep
 
 

@@ -43,16 +43,6 @@ _EIGH_METHODS = ("nystrom", "range_finder")
 # ---------------------------------------------------------------------------
 # Small helpers
 
-def _persist(X: Any) -> Any:
-    """Evaluate a Dask block once and keep it (in the cluster's memory when there is one)."""
-    return X.persist() if ns.is_dask_array(X) else X
-
-
-def _one_column_chunk(X: Any) -> Any:
-    """Dask blocks joined side by side, rechunked to one column chunk (for tall-skinny QR)."""
-    return X.rechunk({1: -1}) if ns.is_dask_array(X) else X
-
-
 def _to_xp(a: Any, xp: Any, dtype: Any, like: Any) -> Any:
     """A host NumPy array as an array of ``xp`` with ``dtype`` on the device of ``like``."""
     out = ns.from_host_numpy(ns.numpy_namespace().asarray(a), xp, like=like)
@@ -73,11 +63,11 @@ def _gaussian(xp: Any, n: int, l: int, dtype: Any, rng: Any, device: Any) -> Any
 
 
 def _matmat(op: LinearOperator, X: Any) -> Any:
-    return _persist(op.matmat(X))
+    return ns.persist(op.matmat(X))
 
 
 def _rmatmat(op: LinearOperator, Y: Any) -> Any:
-    return _persist(op.rmatmat(Y))
+    return ns.persist(op.rmatmat(Y))
 
 
 def _lazy_qr(xp: Any, Y: Any) -> tuple[Any, Any]:
@@ -87,8 +77,8 @@ def _lazy_qr(xp: Any, Y: Any) -> tuple[Any, Any]:
     scheduler; Householder TSQR needs none, where Cholesky-QR needs the Gram
     matrix on the host to check it, twice per block.
     """
-    Q, _ = xp.linalg.qr(_one_column_chunk(Y))
-    return _persist(Q), None
+    Q, _ = xp.linalg.qr(ns.one_column_chunk(Y))
+    return ns.persist(Q), None
 
 
 def _normalize(xp: Any, Y: Any, how: str, *, cplx: bool, eps: float) -> tuple[Any, Any]:
@@ -96,13 +86,13 @@ def _normalize(xp: Any, Y: Any, how: str, *, cplx: bool, eps: float) -> tuple[An
     if how == "none":
         return Y, None
     if how == "LU":
-        return _persist(_one_column_chunk(lu_normalize(xp, Y))), None
+        return ns.persist(ns.one_column_chunk(lu_normalize(xp, Y))), None
     if ns.is_dask_array(Y):
         return _lazy_qr(xp, Y)
     if how == "QR":
         return _qr(xp, Y)
     Q, R, _ = cholesky_qr(xp, Y, cplx=cplx, eps=eps)          # 'auto' and 'cholqr2'
-    return _persist(Q), R
+    return ns.persist(Q), R
 
 
 def _orthonormalize(xp: Any, Y: Any, how: str, *, cplx: bool, eps: float) -> tuple[Any, Any]:
@@ -112,7 +102,7 @@ def _orthonormalize(xp: Any, Y: Any, how: str, *, cplx: bool, eps: float) -> tup
     if how == "QR":
         return _qr(xp, Y)
     Q, R, _ = cholesky_qr(xp, Y, cplx=cplx, eps=eps)
-    return _persist(Q), R
+    return ns.persist(Q), R
 
 
 def _project_out(xp: Any, Qs: list, Y: Any, cplx: bool) -> Any:
@@ -234,7 +224,7 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
                 Y = _matmat(op, Z)
                 passes += 1
             for _ in range(2):                                     # block Gram-Schmidt twice
-                Y = _persist(_project_out(xp, Qs, Y, cplx))
+                Y = ns.persist(_project_out(xp, Qs, Y, cplx))
                 Y, R = _orthonormalize(xp, Y, basis_how, cplx=cplx, eps=eps)
             Qs.append(Y)
             record(None)                              # projected blocks: no estimates
@@ -242,8 +232,8 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
             Zs.append(Zb)
             if b + 1 < blocks:
                 Z, _ = _normalize(xp, Zb, normalizer, cplx=cplx, eps=eps)
-        Q = Qs[0] if len(Qs) == 1 else _persist(_one_column_chunk(xp.concat(Qs, axis=1)))
-        Bh = Zs[0] if len(Zs) == 1 else _persist(_one_column_chunk(xp.concat(Zs, axis=1)))
+        Q = Qs[0] if len(Qs) == 1 else ns.persist(ns.one_column_chunk(xp.concat(Qs, axis=1)))
+        Bh = Zs[0] if len(Zs) == 1 else ns.persist(ns.one_column_chunk(xp.concat(Zs, axis=1)))
         del Qs, Zs
 
     # Rayleigh-Ritz: Bᴴ = Aᴴ Q = Q2 R, so B = Qᴴ A = Rᴴ Q2ᴴ; with R = X Σ Wᴴ on the
