@@ -55,6 +55,18 @@ def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: An
         else:
             kernels.csr_matvec(indptr, indices, data, X, y, nb)
         return y
+    if X.flags.f_contiguous and not X.flags.c_contiguous:
+        # Columns are contiguous vectors (the transpose of a block of basis
+        # rows): one product per column, each reading a contiguous vector,
+        # and the result's columns contiguous too: no copy either way.
+        Yt = np.empty((X.shape[1], n_rows), dtype=dtype)
+        nb = _num_threads(data.shape[0])
+        for c in range(X.shape[1]):
+            if nb == 1:
+                kernels.matvec_rows(indptr, indices, data, X[:, c], Yt[c], 0, n_rows)
+            else:
+                kernels.csr_matvec(indptr, indices, data, X[:, c], Yt[c], nb)
+        return Yt.T
     X = np.ascontiguousarray(X)
     Y = np.empty((n_rows, X.shape[1]), dtype=dtype)
     nb = _num_threads(data.shape[0] * X.shape[1])

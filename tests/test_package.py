@@ -97,9 +97,11 @@ def test_csr_kernel_matches_scipy(dtype, index_dtype):
     ref_x, ref_X = A.toarray().astype(np.complex128) @ x, A.toarray().astype(np.complex128) @ X
     y = csr_product(A.indptr, A.indices, A.data, x, 300)
     Y = csr_product(A.indptr, A.indices, A.data, X, 300)
-    assert y.dtype == dtype and Y.dtype == dtype
+    Yf = csr_product(A.indptr, A.indices, A.data, np.asfortranarray(X), 300)  # column path
+    assert y.dtype == dtype and Y.dtype == dtype and Yf.dtype == dtype
     assert np.max(np.abs(y - ref_x)) <= tol * np.max(np.abs(ref_x))
     assert np.max(np.abs(Y - ref_X)) <= tol * np.max(np.abs(ref_X))
+    np.testing.assert_array_equal(Yf, Y)
 
 
 def test_csr_kernel_empty_rows_and_thread_count():
