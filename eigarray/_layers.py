@@ -50,7 +50,10 @@ from . import _dispatch
 from . import _namespace as ns
 from . import _validate as val
 from ._jacobi import eigh_batched
+from ._lanczos import default_ncv, lanczos
 from ._operator import aslinearoperator
+from ._randomized import svd_impl
+from ._svds import svds
 
 __all__ = ["EigenLayer", "PCA", "TruncatedSVD"]
 
@@ -434,18 +437,10 @@ def _resolve_n_iter(n_iter: Any, k: int, m: int, d: int, method: str) -> int:
 def _randomized(op: Any, k: int, *, n_oversamples: int, n_iter: int, rng: Any,
                 method: str = "range_finder") -> tuple:
     """``(U, S, Vh)`` of a bound operator through the randomized SVD (lazy import)."""
-    from ._randomized import svd_impl
-
     m, n = op.shape
     res = svd_impl(op, k, n_oversamples=n_oversamples, n_iter=n_iter, normalizer="auto",
                    method=method, rng=rng, transpose=m < n)
     return res[0], res[1], res[2]
-
-
-def _has_randomized() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("eigarray._randomized") is not None
 
 
 # --------------------------------------------------------------------------
@@ -610,7 +605,7 @@ class EigenLayer(_Estimator):
         k = self.n_components
         if k is None or isinstance(k, float) or d <= _AUTO_MAX_FEATURES:
             return "covariance"
-        if isinstance(k, numbers.Integral) and k < 0.8 * min(m, d) and _has_randomized():
+        if isinstance(k, numbers.Integral) and k < 0.8 * min(m, d):
             return "randomized"
         return "covariance"
 
@@ -668,8 +663,6 @@ class EigenLayer(_Estimator):
             ev = S * S / (m - 1)
             V = Vh
         else:
-            from ._lanczos import default_ncv, lanczos
-
             op = aslinearoperator(_CovarianceOperator(X, mean, xp), xp=xp, dtype=X.dtype,
                                   name="X")
             # A single-vector block when the basis would span the whole space:
@@ -988,8 +981,6 @@ class TruncatedSVD(_Estimator):
             U, S, Vh = _randomized(op, k, n_oversamples=self.n_oversamples, n_iter=n_iter,
                                    rng=rng)
         else:
-            from ._svds import svds
-
             U, S, Vh = svds(X, k, tol=tol, rng=rng, solver="lanczos")
             U, S, Vh = xp.flip(U, axis=1), xp.flip(S, axis=0), xp.flip(Vh, axis=0)
         vxp = ns.array_namespace(Vh)

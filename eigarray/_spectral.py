@@ -35,8 +35,10 @@ from typing import Any, NamedTuple
 
 from . import _namespace as ns
 from . import _validate as val
+from ._lanczos import lanczos
 from ._linalg import _host_dtype, project_out, row_norms, set_rows
 from ._operator import LinearOperator, _dtype_in, aslinearoperator
+from ._power import subspace_iteration
 from ._result import EighResult, NoConvergence, report_nonconvergence
 
 __all__ = ["SpectralDensity", "hessian_eigsh", "spectral_density"]
@@ -359,8 +361,6 @@ def hessian_eigsh(hvp: Callable, n: int, k: int = 6, *, which: str = "LA", v0: A
         result = _power(op, k, which=which, v0=v0, tol=tol, maxiter=maxiter, rng=rng,
                         callback=callback)
     else:
-        from ._lanczos import lanczos
-
         if ncv is None:
             ncv = default_hessian_ncv(k, n)
         result = _unreported(lanczos, op, k, which=which, ncv=ncv, tol=tol, maxiter=maxiter,
@@ -381,8 +381,6 @@ def _unreported(solver: Callable, op: LinearOperator, k: int, **kwargs: Any) -> 
 def _power(op: LinearOperator, k: int, *, which: str, v0: Any, tol: float, maxiter: Any,
            rng: Any, callback: Any) -> EighResult:
     """``method='power'``: :func:`eigarray.subspace_iteration` on the HVP operator."""
-    from ._power import subspace_iteration
-
     kwargs: dict[str, Any] = {"which": which, "tol": tol, "maxiter": maxiter, "rng": rng,
                               "callback": callback}
     if v0 is not None:

@@ -50,6 +50,8 @@ from ._linalg import (
     set_rows,
 )
 from ._operator import LinearOperator, aslinearoperator
+from ._power import svd_impl as power_svd_impl
+from ._randomized import svd_impl as randomized_svd_impl
 from ._result import ConvergenceInfo, SVDResult, report_nonconvergence
 
 __all__ = ["svds"]
@@ -559,14 +561,10 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
 def _delegate(op: LinearOperator, k: int, solver: str, *, tol: float, maxiter: int | None,
               rng: Any) -> SVDResult:
     if solver == "randomized":
-        from ._randomized import svd_impl
-
         m, n = op.shape
         n_iter = 7 if k < 0.1 * min(m, n) else 4              # scikit-learn's 'auto'
-        return svd_impl(op, k, n_oversamples=10, n_iter=n_iter, normalizer="auto",
+        return randomized_svd_impl(op, k, n_oversamples=10, n_iter=n_iter, normalizer="auto",
                         method="range_finder", rng=rng, transpose=m < n, residuals=True)
-    from ._power import svd_impl as power_svd_impl
-
     return power_svd_impl(op, k, tol=tol, maxiter=maxiter, block_size=None, rng=rng)
 
 
