@@ -37,7 +37,7 @@ from ._result import ConvergenceInfo, EighResult, report_nonconvergence
 __all__ = ["eigh_batched", "jacobi_eigh"]
 
 
-def _default_max_sweeps(n: int) -> int:
+def default_max_sweeps(n: int) -> int:
     # Jacobi converges quadratically once the off-diagonal is small; a few
     # sweeps per doubling of n suffice in practice.  Generous on purpose.
     return 30 + 4 * max(1, math.ceil(math.log2(max(n, 2))))
@@ -151,7 +151,7 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
     if tol == 0.0:
         raise ValueError("`tol` must be positive; got tol=0.0.")
     if max_sweeps is None:
-        max_sweeps = _default_max_sweeps(n)
+        max_sweeps = default_max_sweeps(n)
     max_sweeps = val.check_int(max_sweeps, name="max_sweeps", low=1)
     if dtype != A.dtype:
         A = xp.astype(A, dtype)
@@ -161,6 +161,24 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
     if not bool(xp.all(xp.isfinite(A))):
         raise ValueError("`A` must not contain NaN or Inf.")
 
+    result = eigh_impl(xp, A, UPLO=UPLO, tol=tol, max_sweeps=max_sweeps, sort=sort,
+                       eigenvectors=eigenvectors)
+    report_nonconvergence(result, on_nonconvergence, what="matrices")
+    return result
+
+
+jacobi_eigh = eigh_batched
+
+
+def eigh_impl(xp: Any, A: Any, *, UPLO: str, tol: float, max_sweeps: int,
+              sort: str = "ascending", eigenvectors: bool = True) -> EighResult:
+    """:func:`eigh_batched` on a validated, finite stack of the working dtype.
+
+    Returns the result with its convergence information; non-convergence is
+    left for the caller to report (other functions built on it word their
+    own warning).
+    """
+    n = int(A.shape[-1])
     batch = tuple(A.shape[:-2])
     w, V, sweeps, off = _solve(A, xp, UPLO=UPLO, tol=tol, max_sweeps=max_sweeps,
                                want_vectors=eigenvectors)
@@ -174,12 +192,7 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
     converged = sweeps_h >= 0
     info = ConvergenceInfo(converged, off_h, int(sweeps_h.max()) if sweeps_h.size else 0, 0,
                            {"sweeps": sweeps_h, "off": off_h})
-    result = EighResult(w, V, info=info)
-    report_nonconvergence(result, on_nonconvergence, what="matrices")
-    return result
-
-
-jacobi_eigh = eigh_batched
+    return EighResult(w, V, info=info)
 
 
 def _solve(A: Any, xp: Any, *, UPLO: str, tol: float, max_sweeps: int,

@@ -32,10 +32,9 @@ from typing import Any
 
 from . import _namespace as ns
 from . import _validate as val
-from ._jacobi import _default_max_sweeps, _solve
+from ._jacobi import default_max_sweeps, eigh_impl
 from ._result import (
     ConvergenceInfo,
-    EighResult,
     _ResultTuple,
     report_nonconvergence,
 )
@@ -87,20 +86,11 @@ def _validate_stack(A: Any, *, name: str = "A", tall: bool = False) -> tuple[Any
 
 def _eigh(xp: Any, A: Any, UPLO: str) -> tuple[Any, Any]:
     """Eigenvalues (ascending) and eigenvectors of a validated stack."""
-    n = int(A.shape[-1])
-    batch = tuple(A.shape[:-2])
-    w, V, sweeps, off = _solve(A, xp, UPLO=UPLO, tol=ns.eps(xp, A.dtype),
-                               max_sweeps=_default_max_sweeps(n), want_vectors=True)
-    w = xp.reshape(w, batch + (n,))
-    V = xp.reshape(V, batch + (n, n))
-    sweeps_h = ns.to_host_numpy(sweeps).reshape(batch)
-    if sweeps_h.size and bool((sweeps_h < 0).any()):
-        off_h = ns.to_host_numpy(off).reshape(batch)
-        info = ConvergenceInfo(sweeps_h >= 0, off_h, int(sweeps_h.max()), 0,
-                               {"sweeps": sweeps_h, "off": off_h})
-        report_nonconvergence(EighResult(w, V, info=info), "warn",
-                              what="eigendecompositions (matrix function of their approximation)")
-    return w, V
+    result = eigh_impl(xp, A, UPLO=UPLO, tol=ns.eps(xp, A.dtype),
+                       max_sweeps=default_max_sweeps(int(A.shape[-1])))
+    report_nonconvergence(result, "warn",
+                          what="eigendecompositions (matrix function of their approximation)")
+    return result.eigenvalues, result.eigenvectors
 
 
 def _where_batch(batch: tuple, flat_index: int) -> str:
