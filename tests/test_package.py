@@ -159,3 +159,22 @@ def test_gram_is_exactly_hermitian(dtype, layout):
     assert np.array_equal(G, G.conj().T)
     eps = np.finfo(dtype).eps
     assert np.abs(G - ref).max() <= 30 * 500 * eps * np.abs(ref).max()
+
+
+def test_csr_parallel_paths_match_serial():
+    # Above the work threshold products run in a prange; every layout of X
+    # (vector, C-ordered block, block of contiguous columns) must agree.
+    import scipy.sparse as sp
+
+    from eigarray._dispatch import csr_product
+
+    rng = np.random.default_rng(1)
+    A = sp.random_array((40_000, 40_000), density=1.4e-3, rng=rng, format="csr")
+    assert A.nnz >= 2_000_000                           # the parallel threshold
+    X = rng.standard_normal((40_000, 3))
+    ref = A @ X
+    tol = 1e-12 * np.abs(ref).max()
+    assert np.abs(csr_product(A.indptr, A.indices, A.data, X[:, 0].copy(), 40_000)
+                  - ref[:, 0]).max() <= tol
+    for block in (X, np.asfortranarray(X)):
+        assert np.abs(csr_product(A.indptr, A.indices, A.data, block, 40_000) - ref).max() <= tol
