@@ -329,7 +329,7 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
                    n_iter: int | str = "auto", power_iteration_normalizer: str = "auto",
                    transpose: bool | str = "auto", flip_sign: bool = True,
                    random_state: Any = None, method: str = "range_finder",
-                   compute: bool = True) -> SVDResult:
+                   compute: bool = False) -> SVDResult:
     """Truncated SVD by randomized range finding (scikit-learn's ``randomized_svd``).
 
     A Gaussian test matrix ``Ω`` with ``l = n_components + n_oversamples``
@@ -383,9 +383,10 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
         seed; the results agree to the accuracy of the method.
     method : {'range_finder', 'block_krylov'}, default='range_finder'
         Halko-Martinsson-Tropp or randomized block Krylov.
-    compute : bool, default=True
-        For Dask input: return computed NumPy arrays (True) or lazy Dask
-        arrays (False).  Ignored for every other input.
+    compute : bool, default=False
+        For Dask input: return lazy Dask arrays, ``U`` row-chunked like
+        ``M`` (False, the default: Dask in, Dask out), or computed NumPy
+        arrays (True).  Ignored for every other input.
 
     Returns
     -------
@@ -393,9 +394,11 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
         ``(U, S, Vh)``: ``U`` (m, k), ``S`` (k,) **descending** in the real
         working dtype, ``Vh`` (k, n), in the namespace and on the device of
         ``M`` (NumPy for scipy sparse input and for Dask input with
-        ``compute=True``).  ``info.converged`` is all True (the method has
-        no stopping test), ``info.residual_norms`` is NaN (the true residual
-        ``||M v - σ u||`` would cost one more product, see Notes),
+        ``compute=True``; the blocks of every pass are computed either way,
+        the lazy outputs are one small product from them).
+        ``info.converged`` is all True (the method has no stopping test),
+        ``info.residual_norms`` is NaN (the true residual ``||M v - σ u||``
+        would cost one more product, see Notes),
         ``info.n_iter`` the number of power passes, ``info.n_matvec`` the
         products with ``M`` and ``Mᴴ`` counted per column, and
         ``info.history`` holds ``"n_matvec"`` and ``"singular_values"``, one
