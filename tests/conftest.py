@@ -109,3 +109,23 @@ def is_backend_array(x, backend: Backend) -> bool:
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261123)
+
+
+def random_hermitian(n, dtype, rng):
+    """A random Hermitian ``n x n`` matrix of ``dtype`` (real symmetric for real dtypes)."""
+    X = rng.standard_normal((n, n))
+    if np.issubdtype(dtype, np.complexfloating):
+        X = X + 1j * rng.standard_normal((n, n))
+    return ((X + X.conj().T) / 2).astype(dtype)
+
+
+def reference(A, k, which):
+    """The ``k`` eigenvalues of dense ``A`` that ``which`` asks for, ascending (LAPACK)."""
+    ev = np.linalg.eigvalsh(A.astype(np.complex128))
+    if which == "LA":
+        return ev[-k:]
+    if which == "SA":
+        return ev[:k]
+    if which == "LM":
+        return np.sort(ev[np.argsort(-np.abs(ev), kind="stable")[:k]])
+    return np.sort(np.r_[ev[: k // 2], ev[len(ev) - (k + 1) // 2:]])

@@ -4,30 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import is_backend_array, to_backend
+from conftest import is_backend_array, random_hermitian, reference, to_backend
 
 import eigarray
 from eigarray import testing
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
-
-
-def random_hermitian(n, dtype, rng):
-    X = rng.standard_normal((n, n))
-    if np.issubdtype(dtype, np.complexfloating):
-        X = X + 1j * rng.standard_normal((n, n))
-    return ((X + X.conj().T) / 2).astype(dtype)
-
-
-def reference(A, k, which):
-    ev = np.linalg.eigvalsh(A.astype(np.complex128))
-    if which == "LA":
-        return ev[-k:]
-    if which == "SA":
-        return ev[:k]
-    if which == "LM":
-        return np.sort(ev[np.argsort(-np.abs(ev), kind="stable")[:k]])
-    return np.sort(np.r_[ev[: k // 2], ev[len(ev) - (k + 1) // 2:]])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

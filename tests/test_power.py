@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import Backend, is_backend_array, to_backend
+from conftest import Backend, is_backend_array, random_hermitian, reference, to_backend
 
 import eigarray
 from eigarray import testing
@@ -13,22 +13,6 @@ from eigarray._power import default_block_size, svd_impl
 
 REAL = [np.float32, np.float64]
 ids = lambda d: np.dtype(d).name  # noqa: E731
-
-
-def random_hermitian(n, dtype, rng):
-    X = rng.standard_normal((n, n))
-    if np.issubdtype(dtype, np.complexfloating):
-        X = X + 1j * rng.standard_normal((n, n))
-    return ((X + X.conj().T) / 2).astype(dtype)
-
-
-def reference(A, k, which):
-    ev = np.linalg.eigvalsh(A.astype(np.complex128))
-    if which == "LA":
-        return ev[-k:]
-    if which == "SA":
-        return ev[:k]
-    return np.sort(ev[np.argsort(-np.abs(ev), kind="stable")[:k]])
 
 
 def _one_dtype_on_jax(backend, dtype, kept):
