@@ -107,6 +107,24 @@ def _wanted(theta: Any, k: int, which: str) -> Any:
     return hx.concat([up[:n_high], up[len(theta) - (k - n_high):]])
 
 
+def record_restart(history: dict, callback: Callable | None, n_iter: int, n_matvec: int,
+                   values: Any, estimates: Any, done: Any) -> bool:
+    """Append a restart to ``history`` (ascending values) and call ``callback``.
+
+    Returns True when the callback asks to stop.
+    """
+    hx = ns.numpy_namespace()
+    order = hx.argsort(values, stable=True)
+    history["ritz_values"].append(values[order])
+    history["residual_estimates"].append(estimates[order])
+    history["n_matvec"].append(n_matvec)
+    if callback is None:
+        return False
+    state = LanczosState(n_iter, n_matvec, values[order], estimates[order],
+                         int(hx.count_nonzero(done)))
+    return callback(state) is True
+
+
 def default_ncv(k: int, n: int) -> int:
     """eigarray's default basis size for ``k`` wanted pairs of an order-``n`` operator."""
     return min(n, max(3 * k, k + 70))
@@ -250,15 +268,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         wanted = _wanted(all_theta, k, which)
         done = all_est[wanted] <= threshold
         n_iter += 1
-        order = hx.argsort(all_theta[wanted], stable=True)
-        history["ritz_values"].append(all_theta[wanted][order])
-        history["residual_estimates"].append(all_est[wanted][order])
-        history["n_matvec"].append(op.n_matvec - matvec0)
-        if callback is not None:
-            state = LanczosState(n_iter, op.n_matvec - matvec0, all_theta[wanted][order],
-                                 all_est[wanted][order], int(hx.count_nonzero(done)))
-            if callback(state) is True:
-                stop_reason = "callback"
+        if record_restart(history, callback, n_iter, op.n_matvec - matvec0,
+                          all_theta[wanted], all_est[wanted], done):
+            stop_reason = "callback"
         if bool(hx.all(done)) or exhausted or n_iter >= maxiter or stop_reason:
             break
 

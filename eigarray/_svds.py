@@ -40,7 +40,7 @@ from typing import Any
 
 from . import _namespace as ns
 from . import _validate as val
-from ._lanczos import LanczosState, default_keep
+from ._lanczos import default_keep, record_restart
 from ._linalg import (
     combine_rows,
     orthonormalize_rows,
@@ -177,15 +177,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         wanted = pref[:k]
         done = all_est[wanted] <= threshold
         n_iter += 1
-        order = hx.argsort(all_s[wanted], stable=True)
-        history["ritz_values"].append(all_s[wanted][order])
-        history["residual_estimates"].append(all_est[wanted][order])
-        history["n_matvec"].append(n_products())
-        if callback is not None:
-            state = LanczosState(n_iter, n_products(), all_s[wanted][order],
-                                 all_est[wanted][order], int(hx.count_nonzero(done)))
-            if callback(state) is True:
-                stop_reason = "callback"
+        if record_restart(history, callback, n_iter, n_products(), all_s[wanted],
+                          all_est[wanted], done):
+            stop_reason = "callback"
         if bool(hx.all(done)) or exhausted or n_iter >= maxiter or stop_reason:
             break
 
