@@ -15,7 +15,11 @@ touched again), and the basis is restarted with the best Ritz vectors and the
 frontier, in one matrix product.  A block of two starting vectors (the
 default) finds both copies of double eigenvalues, which a single Krylov
 sequence cannot see; a product that falls into the span of the basis (an
-invariant subspace) is replaced by a random vector orthogonal to it.
+invariant subspace) is replaced by a random vector orthogonal to it.  For a
+requested accuracy ``tol`` above machine precision the basis is only kept
+semi-orthogonal (Simon 1984): projections below ``min(tol, sqrt(eps)) / 10``
+are measured but not subtracted, and a last Rayleigh-Ritz step on the
+returned vectors makes them orthonormal to working precision.
 
 Storage: the basis is the rows of an ``(ncv + block_size, n)`` array in the
 operator's namespace and on its device; the projected matrix and the
@@ -529,6 +533,11 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     method.  Cost per operator application: the product with ``A`` plus, for
     each of one (usually) or two Gram-Schmidt passes, two products with the
     ``(j, n)`` basis block; per restart one ``(p, ncv) x (ncv, n)`` product.
+    With a ``tol`` above machine precision the basis is kept semi-orthogonal
+    (projections below ``min(tol, sqrt(eps)) / 10`` stay in the new vector,
+    which saves the second product of most passes), and a final
+    Rayleigh-Ritz on the ``k`` Ritz vectors returns them orthonormal to
+    working precision (see :doc:`accuracy`).
     Memory: ``(ncv + 2) n`` numbers of the working precision.  A random
     vector replaces any product that falls into the span of the basis.
 
@@ -536,6 +545,9 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     ----------
     K. Wu and H. Simon, "Thick-restart Lanczos method for large symmetric
     eigenvalue problems", SIAM J. Matrix Anal. Appl. 22(2), 602-616, 2000.
+
+    H. D. Simon, "The Lanczos algorithm with partial reorthogonalization",
+    Math. Comp. 42(165), 115-142, 1984.
 
     Examples
     --------
