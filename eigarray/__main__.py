@@ -148,7 +148,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "randomized":
         from eigarray._bench_randomized import run as run_randomized
 
-        run_randomized(repeats=args.repeats or 3, dask=not args.no_dask)
+        run_randomized(repeats=args.repeats or 3, dask=not args.no_dask,
+                       in_memory=not args.dask_only)
         return 0
     if args.what == "matfuncs":
         from eigarray._bench_matfuncs import run as run_matfuncs
@@ -181,6 +182,8 @@ def main(argv: Any = None) -> int:
                             "else 3)")
     bench.add_argument("--no-torch", action="store_true", help="bench lanczos: skip torch input")
     bench.add_argument("--no-dask", action="store_true", help="bench randomized: skip Dask rows")
+    bench.add_argument("--dask-only", action="store_true",
+                       help="bench randomized: only the Dask rows")
     args = parser.parse_args(argv)
     return {"info": cmd_info, "demo": cmd_demo, "bench": cmd_bench}[args.command](args)
 

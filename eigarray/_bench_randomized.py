@@ -13,7 +13,8 @@ triplets, one row per implementation:
   :func:`dask.array.linalg.svd_compressed` (with its default
   ``iterator='power'``, plain power iterations without re-orthonormalisation,
   and with ``iterator='QR'``, a tall-skinny QR after every product) on the
-  same row-chunked Dask array, threaded scheduler;
+  same row-chunked Dask array, threaded scheduler (BLAS limited to one
+  thread per task, when threadpoolctl is installed);
 * ``dask LocalCluster``: the same three on a ``distributed`` LocalCluster of
   two worker processes with one thread each (the row blocks scattered to the
   workers beforehand).
@@ -200,7 +201,17 @@ def _scheduler(name: str | None) -> Iterator[None]:
         return
     import dask
 
-    with dask.config.set(scheduler=name):
+    # The threaded scheduler runs tasks on every core already; multithreaded
+    # BLAS inside each task oversubscribes the cores (OpenBLAS then spins:
+    # seconds per solve instead of one), so its tasks get one BLAS thread,
+    # as distributed's nanny gives the LocalCluster's workers.
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits: Any = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(1, user_api="blas")
+    with dask.config.set(scheduler=name), limits:
         yield
 
 
@@ -326,7 +337,7 @@ def _on_cluster(A: np.ndarray, k: int, chunk: int, common: dict, out: Callable[[
 
 def run(*, repeats: int = 3, sizes: tuple[tuple[int, int], ...] = ((20000, 2000),),
         k: int = 20, dtypes: tuple[str, ...] = ("float64", "float32"), dask: bool = True,
-        out: Callable[[str], object] = print) -> list[dict]:
+        in_memory: bool = True, out: Callable[[str], object] = print) -> list[dict]:
     """Time every implementation on every size and dtype and print the tables.
 
     Parameters
@@ -341,6 +352,9 @@ def run(*, repeats: int = 3, sizes: tuple[tuple[int, int], ...] = ((20000, 2000)
     dask : bool, default=True
         Also run the Dask rows (threaded scheduler, and a two-process
         LocalCluster when ``distributed`` is installed).
+    in_memory : bool, default=True
+        Run the in-memory rows (NumPy, scikit-learn, torch); False with
+        ``dask=True`` runs the Dask rows only.
     out : callable, default=print
         Receives each line.
 
@@ -377,7 +391,7 @@ def run(*, repeats: int = 3, sizes: tuple[tuple[int, int], ...] = ((20000, 2000)
                          ours=False, group=group, **common),
                 _measure(f"torch.svd_lowrank (q={k + N_OVERSAMPLES}, niter={N_ITER})",
                          functools.partial(_torch, A, k), ours=False, group=group, **common),
-            ]
+            ] if in_memory else []
             _print_rows(local, out)
             rows += local
             if not dask:
@@ -389,8 +403,9 @@ def run(*, repeats: int = 3, sizes: tuple[tuple[int, int], ...] = ((20000, 2000)
                 out("  (dask rows skipped: dask not installed)")
                 continue
             Ad = da.from_array(A, chunks=(chunk, n))
-            out(f"  dask: {DASK_CHUNKS} row chunks of {chunk} x {n}, threaded scheduler; "
-                f"svd_compressed's default iterator='power' orthonormalises only at the end")
+            out(f"  dask: {DASK_CHUNKS} row chunks of {chunk} x {n}, threaded scheduler, one BLAS "
+                f"thread per task; svd_compressed's default iterator='power' orthonormalises "
+                f"only at the end")
             threaded = _dask_rows(Ad, k, "threads", common, scheduler="threads")
             _print_rows(threaded, out)
             rows += threaded
@@ -410,10 +425,12 @@ def main(argv: Any = None) -> int:
     parser.add_argument("--dtypes", nargs="+", default=["float64", "float32"],
                         choices=["float64", "float32"])
     parser.add_argument("--no-dask", action="store_true")
+    parser.add_argument("--dask-only", action="store_true",
+                        help="only the Dask rows (threaded scheduler and LocalCluster)")
     args = parser.parse_args(argv)
     sizes = (tuple(args.size),) if args.size else ((20000, 2000),)
     run(repeats=args.repeats, sizes=sizes, k=args.k, dtypes=tuple(args.dtypes),
-        dask=not args.no_dask)
+        dask=not args.no_dask, in_memory=not args.dask_only)
     return 0
 
 

@@ -16,9 +16,12 @@ singular value or eigenvalue decomposition of an ``l x l`` triangular or
 projected matrix) live on the host in float64 or complex128.
 
 Host synchronisation: one ``l x l`` matrix per orthonormalisation (the Gram
-matrix for Cholesky-QR, the ``R`` factor for QR; none for LU or 'none'), one
-at the end (the small SVD or eigenproblem), and for Dask input a ``persist``
-of each block product, so that the task graph is evaluated once per pass.
+matrix for Cholesky-QR, the ``R`` factor for QR; none for LU or 'none') and
+one at the end (the small SVD or eigenproblem).  A row-chunked Dask array
+given to :func:`randomized_svd` is factorised as one task graph (one task per
+row block and pass, a tall-skinny QR tree, the small problems in tasks):
+submitted once, with one wait, for the singular values.  Other Dask paths
+persist each block product, so that the graph is evaluated once per pass.
 """
 
 from __future__ import annotations
@@ -369,9 +372,11 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
         small ``n_iter``: small singular directions underflow otherwise).
         The last block is always orthonormalised ('QR' for 'QR', Cholesky-QR
         otherwise).  Unlike scikit-learn, whose 'auto' means 'LU' (or 'none'
-        for ``n_iter <= 2``).  On Dask arrays 'auto', 'cholqr2' and 'QR' are
-        Dask's tall-skinny Householder QR, which needs no trip to the host
-        (on a cluster each one waits for the scheduler).
+        for ``n_iter <= 2``).  On Dask arrays every normaliser but 'none' is
+        a tall-skinny QR inside the graph (Cholesky-QR2 with its checks and
+        fallbacks on each row block, Householder QR of the stacked ``R``
+        factors), with no trip to the host; the subspaces, hence the
+        results, are those of the other normalisers in exact arithmetic.
     transpose : bool or 'auto', default='auto'
         Work on ``Mᴴ``; 'auto' does so when ``m < n``.
     flip_sign : bool, default=True
@@ -384,9 +389,10 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
     method : {'range_finder', 'block_krylov'}, default='range_finder'
         Halko-Martinsson-Tropp or randomized block Krylov.
     compute : bool, default=False
-        For Dask input: return lazy Dask arrays, ``U`` row-chunked like
-        ``M`` (False, the default: Dask in, Dask out), or computed NumPy
-        arrays (True).  Ignored for every other input.
+        For Dask input: return Dask arrays, ``U`` row-chunked like ``M``
+        (False, the default: Dask in, Dask out; their blocks are already
+        computed or being computed on the workers), or NumPy arrays (True).
+        Ignored for every other input.
 
     Returns
     -------
@@ -434,9 +440,13 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
     ``l x l`` matrix per orthonormalisation, one at the end.  The residuals
     ``||Mᴴ u - σ v||`` vanish by construction; ``||M v - σ u||`` is not
     available from the products made, so it is reported as NaN rather than
-    paid for.  Dask input (chunked by rows, one column chunk) runs through
-    the same code: products and QR are Dask's (tall-skinny QR), each block
-    is persisted once per pass, ``l x l`` problems go to the host.
+    paid for.  Dask input (chunked by rows) with ``method='range_finder'``
+    is one task graph, submitted once: per pass one task per row block
+    (``Y_i = M_i Z``, its QR ``Q_i R_i`` in memory, ``P_i = M_iᴴ Q_i``) and
+    a tall-skinny QR tree over the ``R_i`` that sums ``Mᴴ Q`` from the
+    ``P_i``; the ``l x l`` SVD runs in a task, and the host waits once, for
+    the singular values.  'block_krylov' and 'none' on Dask run the generic
+    code with Dask products, persisted once per pass.
 
     References
     ----------
@@ -479,10 +489,19 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
     compute = _check_bool(compute, "compute")
     rng = ns.host_rng(random_state, name="random_state")
 
-    result = svd_impl(op, k, n_oversamples=p, n_iter=q, normalizer=how, method=method,
-                      rng=rng, transpose=transpose)
-    U, S, Vh = result
     xp = op.xp
+    if ns.is_dask_array(M) and method == "range_finder" and how != "none":
+        # One task graph, tall-skinny QR normalisation; for Mᴴ without the sign flip,
+        # which belongs to the U of M (a small lazy step below).
+        result = _dask_svd(M, k, l=min(k + p, mn), n_iter=q, rng=rng, transpose=transpose,
+                           flip_sign=flip_sign and not transpose,
+                           compute=compute and not transpose)
+        if not transpose:
+            return result
+    else:
+        result = svd_impl(op, k, n_oversamples=p, n_iter=q, normalizer=how, method=method,
+                          rng=rng, transpose=transpose)
+    U, S, Vh = result
     if flip_sign:
         U, Vh = flip_signs(xp, U, Vh)
     if ns.is_dask_array(U) and compute:
@@ -502,6 +521,211 @@ def _qr(xp: Any, Y: Any) -> tuple[Any, Any]:
     Q, R = xp.linalg.qr(Y)
     Q, R = sys.modules["dask"].persist(Q, R)
     return Q, ns.to_host_numpy(R)
+
+
+# ---------------------------------------------------------------------------
+# Randomized SVD of a row-chunked Dask array: one task graph, one wait.
+#
+# Every pass of the range finder is one task per row block and a small
+# reduction.  Block ``i`` computes ``Y_i = A_i Z``, its QR ``Y_i = Q1_i R_i``
+# in memory and ``P_i = A_iᴴ Q1_i`` in one task (the block is read twice
+# while it is at hand).  The stacked ``R_i`` are the leaves of a tall-skinny
+# QR: a node stacks the ``R`` of its children, ``[R_a; R_b] = Qc R``
+# (Householder), and since ``Q = diag(Q1_a, Q1_b) Qc`` the node's ``Aᴴ Q`` is
+# ``P_a Qc_a + P_b Qc_b``.  The root holds ``Aᴴ Q`` for the orthonormal ``Q``
+# of ``A Z`` without ``Q`` ever being formed or moved, and orthonormalises it
+# (an ``(n, l)`` block, in the task) into the next ``Z``.  The QR of a block
+# in memory is :func:`cholesky_qr`: Cholesky-QR2 where the Gram matrix's
+# condition check allows it, else shifted Cholesky-QR3 or Householder, decided
+# inside the task; so both sides are orthonormal to working accuracy in every
+# pass and no Gram matrix of a whole side is ever formed.  After the last pass
+# the root's ``Aᴴ Q = Bᴴ`` goes through Householder QR and the ``l x l`` SVD,
+# and ``U = Q W`` is one product per row block with the ``Qc`` blocks on its
+# path from the root.  The host waits once, for the singular values.
+
+def _block_qr(xb: Any, Y: Any, cplx: bool, eps: float) -> tuple[Any, Any]:
+    """``Y = Q R`` for a block in memory: Cholesky-QR2 with the checks and fallbacks of
+    :func:`cholesky_qr` (shifted Cholesky-QR3, Householder), ``R`` in ``Y``'s dtype."""
+    if Y.shape[0] < 2 * Y.shape[1]:
+        return xb.linalg.qr(Y)
+    Q, R, _ = cholesky_qr(xb, Y, cplx=cplx, eps=eps)
+    return Q, _to_xp(R, xb, Y.dtype, like=Y)
+
+
+def _dask_leaf(Ab: Any, Z: Any, cplx: bool, eps: float, keep: bool) -> tuple:
+    """Row block ``A_b``: ``(A_bᴴ Q1, R, Q1 if keep else None)`` with ``A_b Z = Q1 R``."""
+    if isinstance(Z, tuple):
+        Z = Z[0]
+    xb = ns.array_namespace(Ab)
+    if ns.array_namespace(Z) is not xb:
+        Z = ns.from_host_numpy(ns.to_host_numpy(Z), xb, like=Ab)
+    Q1, R = _block_qr(xb, Ab @ Z, cplx, eps)
+    P = xb.conj(xb.conj(Q1).T @ Ab).T if cplx else Ab.T @ Q1
+    return P, R, (Q1 if keep else None)
+
+
+def _dask_node(parts: list, normalize: bool, cplx: bool, eps: float) -> tuple:
+    """Merge TSQR children: ``(Aᴴ Q, R, Qc blocks)``; ``normalize``: ``(orth(Aᴴ Q), R, None)``."""
+    xb = ns.array_namespace(parts[0][1])
+    Qc, R = xb.linalg.qr(xb.concat([p[1] for p in parts], axis=0))
+    blocks = []
+    P = None
+    start = 0
+    for p in parts:
+        stop = start + p[1].shape[0]
+        blocks.append(Qc[start:stop, ...])
+        term = p[0] @ blocks[-1]
+        P = term if P is None else P + term
+        start = stop
+    if normalize:
+        return _block_qr(xb, P, cplx, eps)[0], R, None
+    return P, R, blocks
+
+
+def _dask_finish(root: tuple, rounds: list, k: int, cplx: bool) -> tuple:
+    """Last pass: Rayleigh-Ritz on ``Bᴴ = Aᴴ Q``; ``(W, V, s, svals of each pass's R)``."""
+    Bh, R, _ = root
+    xb = ns.array_namespace(R)
+    dtype = Bh.dtype
+    wide = xb.complex128 if cplx else xb.float64          # the small problem in double
+    Q2, Rb = xb.linalg.qr(xb.astype(Bh, wide))
+    X, s, Wh = xb.linalg.svd(Rb, full_matrices=False)
+    W = xb.astype((xb.conj(Wh).T if cplx else Wh.T)[:, :k], dtype)
+    V = xb.astype(Q2 @ X[:, :k], dtype)
+    s = xb.astype(s, ns.real_dtype(xb, dtype))
+    return W, V, s, [xb.linalg.svdvals(r[1])[:k] for r in rounds[1:]]
+
+
+def _dask_u(leaf: tuple, path: list, fin: tuple) -> tuple:
+    """``U_i = Q1_i Qc_path W`` and the entry of largest magnitude of each of its columns."""
+    M = fin[0]
+    for node, idx in path:
+        M = node[2][idx] @ M
+    U = leaf[2] @ M
+    xb = ns.array_namespace(U)
+    if U.shape[0] == 0:                                       # an empty row block
+        return U, xb.zeros((U.shape[1],), dtype=U.dtype, device=ns.device(U))
+    idx = xb.argmax(xb.abs(U), axis=0)
+    top = xb.take(xb.reshape(U.T, (-1,)), idx + xb.arange(U.shape[1]) * U.shape[0])
+    return U, top
+
+
+def _dask_signs(tops: list, cplx: bool) -> Any:
+    """Scikit-learn's ``svd_flip`` factors from the largest entries of the row blocks of ``U``.
+
+    The first block holding a column's largest magnitude wins, as ``argmax`` over ``U`` does.
+    """
+    xb = ns.array_namespace(tops[0])
+    best = tops[0]
+    for t in tops[1:]:
+        best = xb.where(xb.abs(t) > xb.abs(best), t, best)
+    mag = xb.abs(best)
+    safe = xb.where(mag > 0, mag, xb.ones_like(mag))
+    c = xb.conj(best) / xb.astype(safe, best.dtype) if cplx else best / safe
+    return xb.where(mag > 0, c, xb.ones_like(c))
+
+
+def _dask_scale_u(u: tuple, c: Any) -> Any:
+    """A row block of ``U`` with its columns scaled by ``c``."""
+    return u[0] * c[None, :]
+
+
+def _dask_vh(fin: tuple, c: Any, cplx: bool) -> Any:
+    """``Vh = (V c)ᴴ``, the rows of ``Vᴴ`` scaled by ``conj(c)`` to match ``U c``."""
+    V = fin[1] if c is None else fin[1] * c[None, :]          # Vh = Vᴴ: rows times conj(c)
+    return ns.array_namespace(V).conj(V).T if cplx else V.T
+
+
+def _dask_tree(items: list, split_every: int, normalize: bool, delayed: Any, cplx: bool,
+               eps: float) -> tuple:
+    """Reduce TSQR leaves to a root; returns the root and, per leaf, its path from the root."""
+    paths: list[list] = [[] for _ in items]
+    members = [[i] for i in range(len(items))]
+    while True:
+        groups = [range(g, min(g + split_every, len(items)))
+                  for g in range(0, len(items), split_every)]
+        last = len(groups) == 1
+        nodes, merged = [], []
+        for grp in groups:
+            node = delayed(_dask_node)([items[j] for j in grp], normalize and last, cplx, eps)
+            nodes.append(node)
+            merged.append([])
+            for pos, j in enumerate(grp):
+                for leaf in members[j]:
+                    paths[leaf].insert(0, (node, pos))
+                merged[-1].extend(members[j])
+        if last:
+            return nodes[0], paths
+        items, members = nodes, merged
+
+
+def _dask_svd(A: Any, k: int, *, l: int, n_iter: int, rng: Any, flip_sign: bool,
+              compute: bool, transpose: bool = False, split_every: int = 8) -> SVDResult:
+    """Randomized range finder on a row-chunked Dask array as one task graph (see above).
+
+    Both sides orthonormalised in every pass (what every normaliser but
+    'none' means on Dask: the spans, hence the results, are those of the
+    other normalisers in exact arithmetic).  The graph is
+    persisted and the host waits once, for the singular values (and the
+    history); ``U`` and ``Vh`` are lazy views of the persisted blocks, or
+    NumPy arrays when ``compute``.  ``transpose``: the factorisation of
+    ``Aᴴ`` (rechunked by rows), handed back as that of ``A``; ``flip_sign``
+    then applies to the ``V`` of ``Aᴴ``, so the caller flips instead.
+    ``split_every``: children per node of the TSQR reduction tree.
+    """
+    dask = sys.modules["dask"]
+    da = sys.modules["dask.array"]
+    delayed = dask.delayed
+    xp = ns.array_namespace(A)
+    hx = ns.numpy_namespace()
+    dtype = ns.working_dtype(xp, A.dtype, name="M")
+    if A.dtype != dtype:
+        A = xp.astype(A, dtype)
+    cplx = ns.is_complex(xp, dtype)
+    if transpose:
+        A = xp.conj(A).T if cplx else A.T
+    A = ns.one_column_chunk(A)
+    m, n = A.shape
+    eps = ns.eps(xp, dtype)
+    Omega = _gaussian(hx, n, l, dtype, rng, None)
+    blocks = list(A.to_delayed().ravel())
+    rows = A.chunks[0]
+
+    Z = delayed(Omega)
+    rounds = []
+    for it in range(n_iter + 1):
+        leaves = [delayed(_dask_leaf)(b, Z, cplx, eps, it == n_iter) for b in blocks]
+        root, paths = _dask_tree(leaves, split_every, it < n_iter, delayed, cplx, eps)
+        rounds.append(root)
+        Z = root
+    fin = delayed(_dask_finish)(root, rounds, k, cplx)
+    us = [delayed(_dask_u)(leaf, path, fin) for leaf, path in zip(leaves, paths, strict=True)]
+    c = delayed(_dask_signs)([u[1] for u in us], cplx) if flip_sign else None
+    ublocks = [delayed(_dask_scale_u)(u, c) if flip_sign else u[0] for u in us]
+    U = da.concatenate([da.from_delayed(u, (r, k), dtype=dtype) for u, r in zip(ublocks, rows,
+                                                                                strict=True)])
+    Vh = da.from_delayed(delayed(_dask_vh)(fin, c, cplx), (k, n), dtype=dtype)
+    if compute:
+        U, Vh, small = dask.compute(U, Vh, fin)
+        U, Vh = ns.to_host_numpy(U), ns.to_host_numpy(Vh)
+    else:
+        U, Vh, fin = dask.persist(U, Vh, fin)
+        (small,) = dask.compute(fin)
+    s = ns.to_host_numpy(small[2])
+    svals = [hx.full(k, hx.nan)] + [hx.asarray(ns.to_host_numpy(v), dtype="float64")
+                                    for v in small[3]]            # M Ω: Ω is not orthonormal
+    real = ns.real_dtype(xp, dtype)
+    S = hx.astype(hx.asarray(s[:k]), real)
+    if not compute:
+        S = _to_xp(S, xp, real, None)
+    history = {"n_matvec": hx.asarray([(2 * j + 1) * l for j in range(n_iter + 1)]
+                                      + [(2 * n_iter + 2) * l]),
+               "singular_values": hx.asarray(svals + [hx.asarray(s[:k], dtype="float64")])}
+    info = ConvergenceInfo(hx.ones(k, dtype=bool), hx.full(k, hx.nan), n_iter,
+                           (2 * n_iter + 2) * l, history)
+    if transpose:
+        U, Vh = (xp.conj(Vh).T, xp.conj(U).T) if cplx else (Vh.T, U.T)
+    return SVDResult(U, S, Vh, info=info)
 
 
 # ---------------------------------------------------------------------------
