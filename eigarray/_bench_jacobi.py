@@ -3,10 +3,17 @@
 ``python -m eigarray._bench_jacobi`` prints, for stacks of random symmetric
 matrices, matrices per second (median of ``repeats`` runs, one process) of
 
+* ``eigh_batched``: :func:`eigarray.eigh_batched`, the public function, on
+  the path it dispatches to for that ``n`` (Jacobi up to ``JACOBI_MAX_N``,
+  the tridiagonal kernel up to ``TRIDIAGONAL_MAX_N``, LAPACK beyond), with
+  validation and the convergence report;
 * ``jacobi``: :func:`eigarray.kernels.cpu.jacobi.jacobi_eigh`, counting what
   a caller pays: allocating the outputs and the kernel.  The CPU kernel only
   reads the stack, so eigarray hands it the caller's array without a working
   copy (set ``copy=True`` in :func:`run` to time one anyway);
+* ``tridiagonal``: :func:`eigarray.kernels.cpu.tridiagonal.tridiagonal_eigh`
+  (Householder + QL, 16 matrices per SIMD lane block), outputs allocated in
+  the timing too;
 * ``lapack-prange``: :func:`eigarray.kernels.cpu.jacobi.lapack_eigh`, a Numba
   ``prange`` over LAPACK ``?syevd`` (outputs allocated in the timing too),
   with the BLAS thread pool limited to one thread (threadpoolctl);
@@ -68,7 +75,8 @@ def _single_threaded_blas():
 
 
 def _impls(dtype, copy: bool = False) -> dict[str, Callable[[np.ndarray], Any]]:
-    from eigarray.kernels.cpu import jacobi
+    import eigarray
+    from eigarray.kernels.cpu import jacobi, tridiagonal
 
     rdtype = np.finfo(dtype).dtype
     tol = float(np.finfo(rdtype).eps)
@@ -81,6 +89,17 @@ def _impls(dtype, copy: bool = False) -> dict[str, Callable[[np.ndarray], Any]]:
         sweeps = np.empty(B, np.int32)
         off = np.empty(B, rdtype)
         jacobi.jacobi_eigh(W, w, V, tol, MAX_SWEEPS, True, sweeps, off)
+        return w, V
+
+    def tridiagonal_eigh(A):
+        B, n, _ = A.shape
+        w = np.empty((B, n), rdtype)
+        V = np.empty((B, n, n), A.dtype)
+        tridiagonal.tridiagonal_eigh(A, w, V, True)
+        return w, V
+
+    def eigh_batched(A):
+        w, V = eigarray.eigh_batched(A)
         return w, V
 
     # compile (and load Numba's LAPACK) now, so that threadpoolctl sees it
@@ -96,7 +115,9 @@ def _impls(dtype, copy: bool = False) -> dict[str, Callable[[np.ndarray], Any]]:
         return w, V
 
     impls: dict[str, Callable[[np.ndarray], Any]] = {
+        "eigh_batched": eigh_batched,
         "jacobi": jacobi_eigh,
+        "tridiagonal": tridiagonal_eigh,
         "lapack-prange": lapack_eigh,
         "numpy": np.linalg.eigh,
     }
@@ -133,9 +154,13 @@ def run(out: Callable[[str], object] = print, repeats: int = 5, copy: bool = Fal
     """
     import numba
 
+    from eigarray.kernels.cpu import jacobi, tridiagonal
+
     names = list(_impls(np.float64))
     out(f"numba {numba.__version__}, {numba.get_num_threads()} threads; numpy {np.__version__}; "
-        f"jacobi {'with' if copy else 'without'} a working copy")
+        f"jacobi {'with' if copy else 'without'} a working copy; eigh_batched: Jacobi for "
+        f"n <= {jacobi.JACOBI_MAX_N}, tridiagonal for n <= {tridiagonal.TRIDIAGONAL_MAX_N}, "
+        "LAPACK-prange above")
     header = f"{'dtype':8} {'n':>4} {'batch':>7} " + " ".join(f"{k + '/s':>14}" for k in names)
     header += "   " + " ".join(f"{k + '/np':>14}" for k in names if k != "numpy")
     out(header)

@@ -83,6 +83,12 @@ def _jacobi_kernels():
     return jacobi
 
 
+def _tridiagonal_kernel():
+    from .kernels.cpu import tridiagonal
+
+    return tridiagonal
+
+
 @functools.cache
 def _blas_controller() -> Any:
     """threadpoolctl's view of the loaded BLAS libraries, scanned once.
@@ -102,9 +108,13 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
     """Eigen-decompose a host ``(B, n, n)`` stack with the Numba kernels.
 
     ``A`` is read, never written; ``upper`` says which triangle holds the
-    matrix.  Jacobi (relative accuracy) up to ``JACOBI_MAX_N``, a ``prange``
-    over LAPACK above, where Jacobi no longer pays.  Returns ``(w, V,
-    sweeps, off)`` as NumPy arrays (``V`` None without vectors).
+    matrix.  Jacobi (relative accuracy) up to ``JACOBI_MAX_N``; above it,
+    where Jacobi no longer pays, the lane-interleaved Householder + QL kernel
+    up to ``TRIDIAGONAL_MAX_N``, and a ``prange`` over LAPACK beyond (see
+    ``docs/batched.rst`` for the measured crossovers).  Returns ``(w, V,
+    sweeps, off)`` as NumPy arrays (``V`` None without vectors); ``sweeps``
+    is 0 and ``off`` 0 on the non-Jacobi paths, except ``sweeps = -1`` for a
+    matrix whose QL iteration failed (NaN eigenvalues).
     """
     kernels = _jacobi_kernels()
     Bn, n = A.shape[0], A.shape[-1]
@@ -118,6 +128,12 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
         # The Jacobi kernel reads the upper triangle.
         work = A if upper else (np.swapaxes(A, -1, -2).conj() if cplx else np.swapaxes(A, -1, -2))
         kernels.jacobi_eigh(work, w, V, tol, max_sweeps, want_vectors, sweeps, off)
+    elif n <= _tridiagonal_kernel().TRIDIAGONAL_MAX_N:
+        # The tridiagonal kernel reads the lower triangle.
+        work = A if not upper else (np.swapaxes(A, -1, -2).conj() if cplx else
+                                    np.swapaxes(A, -1, -2))
+        _tridiagonal_kernel().tridiagonal_eigh(np.ascontiguousarray(work), w, V, want_vectors)
+        sweeps[np.isnan(w).any(axis=-1)] = -1
     else:
         # LAPACK reads the lower triangle.
         work = A if not upper else (np.swapaxes(A, -1, -2).conj() if cplx else

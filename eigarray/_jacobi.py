@@ -8,8 +8,10 @@ function validates and routes; the work is done by
 
 * NumPy arrays, and torch / JAX arrays on the CPU through a zero-copy DLPack
   view: the Numba kernel (``prange`` over the batch, SIMD across matrices)
-  for ``n <= JACOBI_MAX_N``, and a Numba ``prange`` over LAPACK above, where
-  Jacobi no longer pays;
+  for ``n <= JACOBI_MAX_N`` (24); above, where Jacobi no longer pays, a
+  lane-interleaved Householder tridiagonalisation + implicit QL kernel up to
+  ``TRIDIAGONAL_MAX_N`` (128, normwise accuracy), and a Numba ``prange`` over
+  LAPACK ``?syevd`` beyond;
 * CuPy arrays, and torch CUDA tensors through DLPack: numba-cuda kernels (one
   thread per matrix for ``n <= 4``, one thread block per matrix with a
   round-robin ordering up to ``n = 128``);
@@ -112,11 +114,16 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
     Notes
     -----
     ``O(n^3)`` flops per sweep and matrix, about ``log n`` sweeps.  On the CPU
-    the Jacobi kernel is used up to ``n = JACOBI_MAX_N`` (24) and a ``prange``
-    over LAPACK beyond, where Jacobi stops paying (the measured crossover is
-    documented in ``eigarray.kernels.cpu.jacobi``); the relative accuracy of
-    small eigenvalues holds on the Jacobi path.  The input is never modified;
-    NumPy, torch and JAX CPU inputs are read in place through DLPack.
+    the Jacobi kernel is used up to ``n = JACOBI_MAX_N`` (24); beyond, where
+    Jacobi stops paying, a lane-interleaved Householder + implicit QL kernel
+    (16 matrices per SIMD vector) up to ``n = 128`` and a ``prange`` over
+    LAPACK ``?syevd`` above (the measured crossovers are in
+    :doc:`batched`); the relative accuracy of small eigenvalues holds on the
+    Jacobi path, the others are normwise accurate.  The first call with a
+    new dtype and ``n > 24`` compiles the tridiagonal kernel (tens of
+    seconds, once: the compiled code is cached on disk).  The input is never
+    modified; NumPy, torch and JAX CPU inputs are read in place through
+    DLPack.
 
     References
     ----------

@@ -144,6 +144,32 @@ def test_torch_and_jax_cpu_inputs_are_not_copied(monkeypatch, rng):
     check_stack(A, w, V)
 
 
+def test_host_paths_by_size(monkeypatch, rng):
+    """Jacobi up to JACOBI_MAX_N, the tridiagonal kernel up to TRIDIAGONAL_MAX_N,
+    LAPACK beyond; each reads the triangle UPLO names."""
+    from eigarray.kernels.cpu import jacobi, tridiagonal
+
+    calls = []
+    for module, name in [(jacobi, "jacobi_eigh"), (tridiagonal, "tridiagonal_eigh"),
+                         (jacobi, "lapack_eigh")]:
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name,
+                            lambda *a, _real=real, _name=name: (calls.append(_name), _real(*a))[1])
+    sizes = [jacobi.JACOBI_MAX_N, jacobi.JACOBI_MAX_N + 1, tridiagonal.TRIDIAGONAL_MAX_N,
+             tridiagonal.TRIDIAGONAL_MAX_N + 1]
+    for n, expected in zip(sizes, ["jacobi_eigh", "tridiagonal_eigh", "tridiagonal_eigh",
+                                   "lapack_eigh"], strict=True):
+        A = hermitian_stack(rng, (2,), n, np.complex128)
+        for UPLO in ["L", "U"]:
+            junk = A.copy()
+            i, j = np.triu_indices(n, 1) if UPLO == "L" else np.tril_indices(n, -1)
+            junk[:, i, j] = 99.0 + 7j
+            w, V = eigarray.eigh_batched(junk, UPLO=UPLO)
+            assert calls[-1] == expected, (n, calls)
+            check_stack(A, w, V)
+            assert np.all(eigarray.eigh_batched(junk, UPLO=UPLO).info.converged)
+
+
 def test_nonconvergence_is_flagged(rng):
     A = hermitian_stack(rng, (3,), 6, np.float64)
     with pytest.warns(eigarray.ConvergenceWarning, match="matrices did not converge"):

@@ -319,6 +319,131 @@ def test_lapack_driver_and_crossover_constant():
 
 
 # --------------------------------------------------------------------------
+# Householder + QL kernel (the CPU path for JACOBI_MAX_N < n <= TRIDIAGONAL_MAX_N)
+# --------------------------------------------------------------------------
+
+
+def tri_eigh(A, want_vectors=True):
+    """The tridiagonal kernel on a copy of ``A``; checks that it left ``A`` alone."""
+    from eigarray.kernels.cpu import tridiagonal
+
+    B, n, _ = A.shape
+    W = np.ascontiguousarray(A).copy()
+    w = np.full((B, n), np.nan, np.finfo(A.dtype).dtype)
+    V = np.full((B, n, n), np.nan, A.dtype)
+    tridiagonal.tridiagonal_eigh(W, w, V, want_vectors)
+    assert np.array_equal(W, A)
+    return w, V
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("n, B", [(1, 5), (2, 21), (3, 3), (17, 37), (33, 35), (64, 17)])
+def test_tridiagonal_random(n, B, dtype):
+    """Full lane blocks of 16 and a partial block (``B mod 16``) in one call."""
+    A = random_hermitian(np.random.default_rng(300 + n), B, n, dtype)
+    w, V = tri_eigh(A)
+    check_standard(A, w, V, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("n", [8, 40])
+def test_tridiagonal_repeated_eigenvalues(n, dtype):
+    rng = np.random.default_rng(400 + n)
+    lam = np.sort(np.resize([-1.0, -1.0, 2.0, 2.0, 2.0, 3.5, 7.0, 7.0], n))  # clusters
+    A = with_spectrum(rng, np.tile(lam, (17, 1)), dtype)
+    w, V = tri_eigh(A)
+    check_standard(A, w, V, dtype, w_ref=np.sort(np.tile(lam, (17, 1)), axis=-1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+def test_tridiagonal_diagonal_and_zero(dtype):
+    n = 30
+    diag = np.random.default_rng(8).standard_normal((3, n)).astype(dtype)
+    D = np.zeros((4, n, n), dtype)
+    for b in range(3):
+        D[b][np.diag_indices(n)] = diag[b]  # D[3] stays zero
+    w, V = tri_eigh(D)
+    expected = np.sort(np.concatenate([diag.real, np.zeros((1, n))]), axis=-1)
+    assert np.array_equal(w, expected.astype(w.dtype))  # exact: no reflector, no rotation
+    assert np.array_equal(V[3], np.eye(n, dtype=dtype))
+    for b in range(3):  # a permutation matrix, with the diagonal in its order
+        assert np.array_equal(np.abs(V[b]), np.abs(V[b]).round())
+        assert np.array_equal(V[b].conj().T @ D[b] @ V[b], np.diag(w[b]).astype(dtype))
+
+
+@pytest.mark.parametrize(
+    "dtype, exponent",
+    [(np.float64, 1000), (np.float64, -1000), (np.complex128, -1000),
+     (np.float32, 100), (np.float32, -100), (np.complex64, 100)],
+)
+def test_tridiagonal_near_overflow_and_underflow(dtype, exponent):
+    """Entries near 1e301 / 1e-301 (float64), 1e30 / 1e-30 (float32): scaled exactly."""
+    A = random_hermitian(np.random.default_rng(13), 19, 26, dtype)
+    scaled = (A * np.ldexp(1.0, exponent)).astype(dtype)  # exact
+    w, V = tri_eigh(scaled)
+    assert np.all(np.isfinite(w)) and np.all(np.isfinite(V))
+    check_standard(A, _scale2(w.astype(np.float64), -exponent), V, dtype)
+    w_unscaled, V_unscaled = tri_eigh(A)
+    assert np.array_equal(w, _scale2(w_unscaled.astype(np.float64), exponent).astype(w.dtype))
+    assert np.array_equal(V, V_unscaled)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda t: np.dtype(t).name)
+def test_tridiagonal_subnormal_and_graded_columns(dtype):
+    """All entries subnormal; and a column of tiny entries beside normal ones,
+    which takes the rescaled reflector."""
+    e = -1060 if dtype == np.float64 else -140
+    rng = np.random.default_rng(14)
+    A = (random_hermitian(rng, 5, 25, dtype) * np.ldexp(1.0, e)).astype(dtype)
+    stored = _scale2(A.astype(np.float64), -e)  # the stored matrix, rescaled exactly
+    w, V = tri_eigh(A)
+    check_standard(stored, np.linalg.eigvalsh(stored), V, dtype)  # vectors to full accuracy
+    grid = 4 * np.finfo(dtype).smallest_subnormal  # w itself is subnormal: its spacing
+    ev = np.abs(_scale2(np.linalg.eigvalsh(stored), e) - w)
+    anorm = np.linalg.norm(A.astype(np.float64), axis=(1, 2))[:, None]
+    bound = THRESHOLD * 25 * anorm * _eps(dtype)
+    assert np.all(ev <= bound + grid)
+    G = random_hermitian(rng, 3, 25, dtype)
+    # float64: squares of 2**-530 are subnormal, the first reflector is rescaled
+    tiny = np.ldexp(1.0, -530 if dtype == np.float64 else -120)
+    G[:, 1:, 0] *= tiny  # column 0 below the diagonal: tiny
+    G[:, 0, 1:] *= tiny
+    w, V = tri_eigh(G)
+    check_standard(G, w, V, dtype)
+
+
+def test_tridiagonal_values_only_threads_and_lower_triangle():
+    import numba
+
+    A = random_hermitian(np.random.default_rng(15), 40, 27, np.complex128)
+    w, V = tri_eigh(A)
+    w2, V2 = tri_eigh(A, want_vectors=False)
+    assert np.array_equal(w, w2) and np.all(np.isnan(V2))  # same values, V not written
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        w3, V3 = tri_eigh(A)
+    finally:
+        numba.set_num_threads(threads)
+    assert np.array_equal(w, w3) and np.array_equal(V, V3)
+    junk = A.copy()
+    i, j = np.triu_indices(27, 1)
+    junk[:, i, j] = 99.0 + 7j  # only the lower triangle is read
+    junk[:, range(27), range(27)] += 3j  # and the real part of the diagonal
+    w4, V4 = tri_eigh(junk)
+    assert np.array_equal(w, w4) and np.array_equal(V, V4)
+    w5, V5 = tri_eigh(np.zeros((0, 27, 27), np.complex128))
+    assert w5.shape == (0, 27) and V5.shape == (0, 27, 27)
+
+
+def test_tridiagonal_crossover_constant():
+    from eigarray.kernels.cpu import jacobi, tridiagonal
+
+    assert isinstance(tridiagonal.TRIDIAGONAL_MAX_N, int)
+    assert jacobi.JACOBI_MAX_N < tridiagonal.TRIDIAGONAL_MAX_N
+
+
+# --------------------------------------------------------------------------
 # Array API reference
 # --------------------------------------------------------------------------
 

@@ -76,7 +76,12 @@ __all__ = ["JACOBI_MAX_N", "jacobi_eigh", "lapack_eigh"]
 #   n = 12: 2.2   16: 1.5-1.7   20: 1.3   24: 1.1-1.2   28: 0.8-1.2
 #   n = 32: 0.75-0.94   48: 0.5   64: 0.45   128: 0.15
 # Jacobi's ~7 sweeps of 6 n^3 flops lose to LAPACK's ~4 n^3 as n grows;
-# near-ties go to Jacobi for its relative accuracy.
+# near-ties go to Jacobi for its relative accuracy.  Re-measured against
+# both other CPU kernels (one thread, CPU time, shared machine): Jacobi /
+# LAPACK-prange 4.3 at n = 8, 2.4 at 12, 1.6 at 16, 1.0-1.2 at 24, 0.64 at
+# 32; the tridiagonal kernel (``tridiagonal.py``, the path for n above this)
+# ties Jacobi at n = 8 and is 1.7x / 3.0x faster at n = 12 / 24, but with
+# normwise accuracy only, so the relative-accuracy range stays at 24.
 JACOBI_MAX_N = 24
 
 # Matrices processed together, one per SIMD lane (see the module docstring);
@@ -365,9 +370,11 @@ def jacobi_eigh(A, w, V, tol, max_sweeps, want_vectors, sweeps, off):
 def lapack_eigh(A, w, V, want_vectors):
     """``prange`` over :func:`numpy.linalg.eigh` (LAPACK ``?syevd``/``?heevd``).
 
-    Same arguments as :func:`jacobi_eigh` (``A`` is not modified); the
-    baseline that :data:`JACOBI_MAX_N` is measured against, and the CPU path
-    for ``n > JACOBI_MAX_N``.  Absolute (normwise) accuracy only.  Call it with
+    Arguments ``(A, w, V, want_vectors)`` as :func:`jacobi_eigh` (``A`` is
+    not modified, its lower triangle is read); the baseline that
+    :data:`JACOBI_MAX_N` and ``tridiagonal.TRIDIAGONAL_MAX_N`` are measured
+    against, and the CPU path for ``n > TRIDIAGONAL_MAX_N``.  Absolute
+    (normwise) accuracy only.  Call it with
     the BLAS thread pool limited to one thread (``threadpoolctl``): threaded
     BLAS inside the ``prange`` oversubscribes the cores, and OpenBLAS prints a
     warning per call inside Numba's OpenMP threads.
