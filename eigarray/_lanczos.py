@@ -350,14 +350,15 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     Y = xp.astype(Y, dtype) if Y.dtype != dtype else Y
     X = (Y.T @ B[:j, ...]).T                         # (n, k), columns are the vectors
     del B
-    X, AX, w_out = _final_rayleigh_ritz(xp, X, op.matmat(X), cplx=cplx, eps=eps)
+    X, AX, w_out = _final_rayleigh_ritz(xp, X, op.matmat(X), w_out, cplx=cplx, eps=eps)
     R = AX - X * xp.astype(w_out, dtype)
     res = ns.to_host_numpy(xp.linalg.vector_norm(R, axis=0)).astype(hx.float64)
     info = ConvergenceInfo(converged, res, n_iter, op.n_matvec - matvec0, info_hist)
     return EighResult(w_out, X, info=info)
 
 
-def _final_rayleigh_ritz(xp: Any, X: Any, AX: Any, *, cplx: bool, eps: float) -> tuple:
+def _final_rayleigh_ritz(xp: Any, X: Any, AX: Any, w: Any, *, cplx: bool,
+                         eps: float) -> tuple:
     """Rayleigh-Ritz on the span of the ``k`` Ritz vectors ``X`` given ``A X``.
 
     The basis is kept orthogonal to the semi-orthogonality level only (see
@@ -365,10 +366,15 @@ def _final_rayleigh_ritz(xp: Any, X: Any, AX: Any, *, cplx: bool, eps: float) ->
     orthonormal to that level; one Cholesky-QR of ``X`` and the ``k x k``
     eigenproblem of ``Qᴴ A Q`` (with ``A Q = (A X) R⁻¹``, no operator
     application) return vectors orthonormal to working precision, and
-    values and residuals for exactly those vectors.
+    values and residuals for exactly those vectors.  Should ``X`` be
+    numerically rank deficient (it is not, for an orthogonal or
+    semi-orthogonal basis), ``(X, A X, w)`` come back unchanged.
     """
     hx = ns.numpy_namespace()
     Q, R, _ = cholesky_qr(xp, X, cplx=cplx, eps=eps)
+    d = hx.abs(hx.diagonal(R))
+    if not (d.size and float(hx.min(d)) > 64.0 * d.size * eps * float(hx.max(d))):
+        return X, AX, w
     Rinv = _to_device(xp, hx.linalg.inv(R), X.dtype, X)
     AQ = AX @ Rinv
     Hk = ns.to_host_numpy(xp.conj(Q).T @ AQ if cplx else Q.T @ AQ)

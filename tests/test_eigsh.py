@@ -90,6 +90,24 @@ def test_relaxed_tol_semi_orthogonal_basis(dtype, monkeypatch):
     testing.assert_eigenpairs(A, full.eigenvalues, full.eigenvectors, exact=exact[-8:])
 
 
+def test_final_rayleigh_ritz_orthonormalises_and_passes_dependent_vectors(rng):
+    from eigarray import _lanczos
+    from eigarray._namespace import numpy_namespace
+
+    xp = numpy_namespace()
+    A = np.diag(np.arange(1.0, 41.0))
+    X = np.linalg.qr(rng.standard_normal((40, 3)))[0] + 1e-9 * rng.standard_normal((40, 3))
+    Q, AQ, w = _lanczos._final_rayleigh_ritz(xp, X, A @ X, np.zeros(3), cplx=False,
+                                             eps=np.finfo(float).eps)
+    assert testing.orthogonality_ratio(Q) < testing.THRESHOLD
+    np.testing.assert_allclose(AQ, A @ Q, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(w, np.diag(Q.T @ A @ Q), rtol=1e-13)
+    X[:, 2] = X[:, 1]                                    # dependent: handed back as given
+    out = _lanczos._final_rayleigh_ritz(xp, X, A @ X, np.zeros(3), cplx=False,
+                                        eps=np.finfo(float).eps)
+    assert out[0] is X
+
+
 def test_invariant_subspace_restart_finds_all_copies(rng):
     # Three distinct eigenvalues of high multiplicity: the Krylov space from
     # one vector is 3-dimensional, and only random restarts reveal the copies.
