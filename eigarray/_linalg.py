@@ -71,8 +71,8 @@ def row_norms(xp: Any, W: Any) -> Any:
 
 
 def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
-                norms_before: Any = None, skip_below: float = 0.0,
-                return_measured: bool = False) -> tuple:
+                norms_before: Any = None,
+                skip_below: float = 0.0) -> tuple[Any, Any, Any]:
     """Orthogonalise the rows of ``W`` against the rows ``B[:size]``.
 
     Classical Gram-Schmidt as two matrix products per pass (``C = B Wᴴ``,
@@ -92,8 +92,6 @@ def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
         times its row's norm, ``W`` is returned as it is (with zero
         coefficients): the rows are already orthogonal to the basis to that
         level, and the pass that would subtract the projection is saved.
-    return_measured : bool, default=False
-        Also return the coefficients of the first pass (host, ``(size, b)``).
 
     Returns
     -------
@@ -103,16 +101,13 @@ def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
         Projection coefficients ``B[:size] Wᴴ`` summed over the passes.
     norms : host array, shape (b,)
         Row norms after orthogonalisation.
-    measured : host array, shape (size, b)
-        With ``return_measured``: the coefficients of the first pass.
     """
     hx = ns.numpy_namespace()
     if norms_before is None:
         norms_before = row_norms(xp, W)
     C = hx.zeros((size, W.shape[0]), dtype="complex128" if cplx else "float64")
-    first = C
     if size == 0:
-        return (W, C, norms_before, first) if return_measured else (W, C, norms_before)
+        return W, C, norms_before
     if ns.is_jax_namespace(xp):
         # Fixed shapes, so that JAX compiles each product once, not once per size.
         Bs = B
@@ -125,18 +120,16 @@ def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
         if mask is not None:
             Cd = Cd * mask
         Ch = ns.to_host_numpy(Cd)[:size]
-        if it == 0:
-            first = Ch
-            if skip_below > 0.0 and bool(
-                    hx.all(hx.max(hx.abs(Ch), axis=0) <= skip_below * norms_before)):
-                break
+        if it == 0 and skip_below > 0.0 and bool(
+                hx.all(hx.max(hx.abs(Ch), axis=0) <= skip_below * norms_before)):
+            break
         W = W - (Cd.T @ Bs if W.shape[0] > _THIN else
                  xp.stack([Cd[:, c] @ Bs for c in range(W.shape[0])], axis=0))
         C += Ch
         norms_before, norms = norms, row_norms(xp, W)
         if bool(hx.all(norms >= _DGKS * norms_before)):
             break
-    return (W, C, norms, first) if return_measured else (W, C, norms)
+    return W, C, norms
 
 
 def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx: bool,
