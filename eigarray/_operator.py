@@ -40,6 +40,10 @@ class LinearOperator:
     matmat, rmatvec, rmatmat : callable, optional
         ``X (n, p) -> A X``, ``y (m,) -> Aᴴ y`` and ``Y (m, p) -> Aᴴ Y``.
         A missing ``matmat`` is served column by column.
+    normal, rnormal : callable, optional
+        ``X (n, p) -> (A X, Aᴴ A X)`` and ``Y (m, p) -> (Aᴴ Y, A Aᴴ Y)``
+        computed in one read of ``A`` (see :meth:`normal_matmat`); when
+        missing, two products.
     device : optional
         Device of the vectors (``None``: the namespace's default).
 
@@ -53,7 +57,8 @@ class LinearOperator:
 
     def __init__(self, shape: tuple[int, int], dtype: Any, xp: Any, *, matvec: Callable,
                  matmat: Callable | None = None, rmatvec: Callable | None = None,
-                 rmatmat: Callable | None = None, device: Any = None):
+                 rmatmat: Callable | None = None, device: Any = None,
+                 normal: Callable | None = None, rnormal: Callable | None = None):
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = dtype
         self.xp = xp
@@ -62,6 +67,8 @@ class LinearOperator:
         self._matmat = matmat
         self._rmatvec = rmatvec
         self._rmatmat = rmatmat
+        self._normal = normal
+        self._rnormal = rnormal
         self.n_matvec = 0
         self.n_rmatvec = 0
 
@@ -77,7 +84,8 @@ class LinearOperator:
             return self
         dtype = _dtype_in(xp, self.dtype, name="A")
         op = LinearOperator(self.shape, dtype, xp, matvec=self._matvec, matmat=self._matmat,
-                            rmatvec=self._rmatvec, rmatmat=self._rmatmat, device=self.device)
+                            rmatvec=self._rmatvec, rmatmat=self._rmatmat, device=self.device,
+                            normal=self._normal, rnormal=self._rnormal)
         op.n_matvec, op.n_rmatvec = self.n_matvec, self.n_rmatvec
         return op
 
@@ -126,6 +134,34 @@ class LinearOperator:
             return self.xp.stack([self._rmatvec(Y[:, j]) for j in range(Y.shape[1])], axis=1)
         self.n_rmatvec += Y.shape[1]
         return self._rmatmat(Y)
+
+    @property
+    def has_normal(self) -> bool:
+        """True when :meth:`normal_matmat` reads ``A`` once (not two products)."""
+        return self._normal is not None
+
+    def normal_matmat(self, X: Any) -> tuple[Any, Any]:
+        """``(A X, Aᴴ (A X))`` for ``X`` of shape ``(n, p)``; counted as both products.
+
+        Operators over a dense host array compute the pair in one pass over
+        ``A``, a block of rows at a time while it is in cache (about half
+        the memory traffic of two products); others make two products.
+        """
+        if self._normal is None:
+            Y = self.matmat(X)
+            return Y, self.rmatmat(Y)
+        self.n_matvec += X.shape[1]
+        self.n_rmatvec += X.shape[1]
+        return self._normal(X)
+
+    def rnormal_matmat(self, Y: Any) -> tuple[Any, Any]:
+        """``(Aᴴ Y, A (Aᴴ Y))`` for ``Y`` of shape ``(m, p)``; see :meth:`normal_matmat`."""
+        if self._rnormal is None:
+            X = self.rmatmat(Y)
+            return X, self.matmat(X)
+        self.n_rmatvec += Y.shape[1]
+        self.n_matvec += Y.shape[1]
+        return self._rnormal(Y)
 
     def __repr__(self) -> str:
         return (f"<{self.shape[0]}x{self.shape[1]} eigarray.LinearOperator "
@@ -184,9 +220,100 @@ def _dense_operator(A: Any, *, name: str, check_finite: bool) -> LinearOperator:
         # (Yᴴ A)ᴴ: no conjugated copy of A.
         return xp.conj(xp.conj(Y).T @ A).T if cplx else A.T @ Y
 
+    def matmat(X):
+        return A @ X
+
+    normal = rnormal = None
+    if ns.is_numpy_namespace(xp):
+        if _reads_once(A, adjoint_first=False):
+            def normal(X):
+                return normal_product(A, X, adjoint_first=False)
+        if _reads_once(A, adjoint_first=True):
+            def rnormal(Y):
+                return normal_product(A, Y, adjoint_first=True)
+        if A.dtype == np.float32 and A.nbytes > _NORMAL_BLOCK_BYTES:
+            matmat, rmatmat, normal, rnormal = (
+                None if f is None else _padded(f) for f in (matmat, rmatmat, normal, rnormal))
+
     return LinearOperator(tuple(A.shape), dtype, xp, matvec=lambda x: A @ x,
-                          matmat=lambda X: A @ X, rmatvec=rmatvec, rmatmat=rmatmat,
-                          device=ns.device(A))
+                          matmat=matmat, rmatvec=rmatvec, rmatmat=rmatmat,
+                          device=ns.device(A), normal=normal, rnormal=rnormal)
+
+
+def _padded(product: Callable) -> Callable:
+    """``product`` on blocks of ``8 < p < 64`` columns padded with zeros to a multiple of 8.
+
+    OpenBLAS's single-precision kernels run at full width on multiples of 8
+    columns: on 20,000 x 2,000 float32 (2-core AMD EPYC), products with 32
+    columns took 10% less time than with 30 (18.0 against 19.6 ms for
+    ``A X``, 14.9 against 16.5 ms for ``Aᵀ Y``, 28 against 32 ms for a
+    :func:`normal_product` pass).  The results come back as views of the
+    first ``p`` columns; the padding is never seen.
+    """
+    def padded(X):
+        p = X.shape[1]
+        if not 8 < p < 64 or p % 8 == 0:
+            return product(X)
+        Xp = np.zeros((X.shape[0], -(-p // 8) * 8), dtype=X.dtype)
+        Xp[:, :p] = X
+        out = product(Xp)
+        return tuple(o[:, :p] for o in out) if isinstance(out, tuple) else out[:, :p]
+
+    return padded
+
+
+# Blocks of the matrix that one pass of :func:`normal_product` keeps in cache
+# between its two products.  Measured on 20,000 x 2,000 with 30 columns
+# (2-core AMD EPYC, 32 MiB L3, OpenBLAS; medians of 15): 4 MiB row blocks
+# reach 150 GFLOP/s in float32 and 86 in float64, against 132 and 71 for two
+# whole products; 1 MiB blocks lose the gain, 8 MiB ones keep it.
+_NORMAL_BLOCK_BYTES = 4 << 20
+
+
+def _blocks(A: np.ndarray, adjoint_first: bool) -> tuple[np.ndarray, int]:
+    """The matrix cut by rows (``A``, or ``Aᵀ`` for ``Aᴴ X`` first) and the rows per block."""
+    M = A.T if adjoint_first else A
+    return M, max(16, _NORMAL_BLOCK_BYTES // max(1, M.shape[1] * A.dtype.itemsize))
+
+
+def _reads_once(A: np.ndarray, *, adjoint_first: bool) -> bool:
+    """Whether :func:`normal_product` cuts ``A`` into blocks (contiguous, larger than one)."""
+    M, step = _blocks(A, adjoint_first)
+    return step < M.shape[0] and M.strides[1] == A.dtype.itemsize
+
+
+def normal_product(A: np.ndarray, X: np.ndarray, *, adjoint_first: bool) -> tuple:
+    """``(A X, Aᴴ A X)``, or ``(Aᴴ X, A Aᴴ X)``, reading the NumPy array ``A`` once.
+
+    For ``A X`` first, ``A`` is cut into blocks of rows ``A_i``, and
+    ``Y_i = A_i X`` and ``Aᴴ Y += A_iᴴ Y_i`` are formed while ``A_i`` is in
+    cache; for ``Aᴴ X`` first, into blocks of columns.  Each block is a
+    threaded matrix-matrix product.  Blocks must be contiguous to pay (rows
+    of a C-ordered array, columns of a Fortran-ordered one: strided blocks
+    measured slower than two whole products), and a matrix that fits in
+    the cache gains nothing: those cases make two plain products.
+    """
+    cplx = np.iscomplexobj(A)
+    if not _reads_once(A, adjoint_first=adjoint_first):
+        Y = (np.conj(np.conj(X).T @ A).T if cplx else A.T @ X) if adjoint_first else A @ X
+        if adjoint_first:
+            return Y, A @ Y
+        return Y, (np.conj(np.conj(Y).T @ A).T if cplx else A.T @ Y)
+    M, step = _blocks(A, adjoint_first)
+    rows, cols = M.shape
+    dtype = np.result_type(A, X)
+    Y = np.empty((rows, X.shape[1]), dtype=dtype)
+    W = np.zeros((cols, X.shape[1]), dtype=dtype)
+    for i in range(0, rows, step):
+        Mi = M[i:i + step]                 # rows of A, or columns of A (transposed)
+        Yi = Y[i:i + step]
+        if adjoint_first:                  # Y_i = A[:, i]ᴴ X, W += A[:, i] Y_i
+            Yi[...] = np.conj(np.conj(X).T @ Mi.T).T if cplx else Mi @ X
+            W += Mi.T @ Yi
+        else:                              # Y_i = A_i X, W += A_iᴴ Y_i
+            np.matmul(Mi, X, out=Yi)
+            W += np.conj(np.conj(Yi).T @ Mi).T if cplx else Mi.T @ Yi
+    return Y, W
 
 
 def _scipy_sparse_operator(A: Any, *, name: str, check_finite: bool) -> LinearOperator:

@@ -32,7 +32,15 @@ from typing import Any
 
 from . import _namespace as ns
 from . import _validate as val
-from ._linalg import cholesky_qr, householder_qr, lu_normalize
+from ._linalg import (
+    _apply_host,
+    _cholesky_upper,
+    _well_conditioned,
+    cholesky_qr,
+    gram,
+    householder_qr,
+    lu_normalize,
+)
 from ._operator import LinearOperator, aslinearoperator
 from ._result import ConvergenceInfo, EighResult, SVDResult
 
@@ -116,6 +124,58 @@ def _project_out(xp: Any, Qs: list, Y: Any, cplx: bool) -> Any:
     return Y
 
 
+#: A fused power pass is taken while ``eps cond(Y)²``, the relative error it
+#: leaves in the block's weakest direction, is below this.
+_FUSED_LOSS = 1e-3
+
+
+def _fused_pass(op: LinearOperator, Z: Any, scale: float | None, *, cplx: bool, eps: float,
+                check: Any = None) -> tuple:
+    """One power pass ``(Y, Aᴴ Q, R)`` with a single read of ``A`` (Cholesky-QR of ``Y``).
+
+    The pass forms ``Y = A Z`` and ``Aᴴ Y`` together and divides by the
+    Cholesky factor ``R`` of ``Yᴴ Y`` afterwards, ``Aᴴ Q = (Aᴴ Y) R⁻¹``.
+    The rounding errors of ``Aᴴ Y`` then reach the weakest direction of the
+    block amplified by ``cond(Y)²`` instead of ``cond(Y)``: harmless in a
+    power pass whose subspace the next passes refine, while
+    ``eps cond(Y)²`` stays below ``_FUSED_LOSS`` (checked on the eigenvalues
+    of the Gram matrix).  ``Z`` is divided by ``scale`` (``||A Z||`` of the
+    previous pass) so that ``Aᴴ Y`` is of the size of ``Aᴴ Q``; without one
+    (the first pass) an ``Aᴴ Y`` that overflowed or came near underflow is
+    refused.  Returns ``(Y, Aᴴ Q, R, fuse)`` with ``Y = A Z`` and its
+    factor ``R``, or ``(Y, None, None, fuse)`` when refused: the caller
+    orthonormalises ``Y`` properly and makes the adjoint product again.
+    ``fuse`` says whether later passes should try again (not after an ill
+    conditioned block).
+    """
+    xp = op.xp
+    hx = ns.numpy_namespace()
+    # A power of two, so that dividing Z and multiplying Y back are exact.
+    s = 1.0 if scale is None or not 0 < scale < math.inf else 2.0 ** round(math.log2(scale))
+    with hx.errstate(over="ignore", under="ignore", invalid="ignore"):
+        Y, W = op.normal_matmat(Z if s == 1.0 else Z * (1.0 / s))
+    if check is not None:
+        check(Y)
+    if s != 1.0:
+        Y = Y * s
+    G = gram(xp, Y, cplx)
+    if not bool(hx.all(hx.isfinite(G))):
+        return Y, None, None, False
+    w = hx.linalg.eigvalsh(G)
+    if not bool(w[-1] > 0 and w[0] * _FUSED_LOSS > eps * w[-1]):
+        return Y, None, None, False
+    if scale is None:
+        # Unscaled: Aᴴ Y is of the size ||A||², which may leave the range.
+        Wmax = float(xp.max(xp.abs(W)))
+        tiny = float(hx.finfo(hx.float32 if eps > 1e-10 else hx.float64).tiny)
+        if not (math.isfinite(Wmax) and Wmax >= tiny / eps):
+            return Y, None, None, True
+    R = _cholesky_upper(G)
+    if R is None:
+        return Y, None, None, False
+    return Y, _apply_host(xp, W, hx.linalg.inv(R / s)), R, True
+
+
 def _host_svals(R: Any, k: int) -> Any:
     """The ``k`` largest singular values of a host ``l x l`` factor (NaN when absent)."""
     hx = ns.numpy_namespace()
@@ -136,7 +196,8 @@ def adjoint(op: LinearOperator) -> LinearOperator:
     """
     return LinearOperator((op.shape[1], op.shape[0]), op.dtype, op.xp,
                           matvec=op.rmatvec, matmat=op.rmatmat,
-                          rmatvec=op.matvec, rmatmat=op.matmat, device=op.device)
+                          rmatvec=op.matvec, rmatmat=op.matmat, device=op.device,
+                          normal=op._rnormal, rnormal=op._normal)
 
 
 def _count(op: LinearOperator) -> int:
@@ -148,7 +209,7 @@ def _count(op: LinearOperator) -> int:
 
 def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, normalizer: str,
              method: str, rng: Any, transpose: bool = False,
-             residuals: bool = False) -> SVDResult:
+             residuals: bool = False, first_check: Any = None) -> SVDResult:
     """Randomized SVD of a bound operator with an adjoint (validated arguments).
 
     Parameters
@@ -171,6 +232,8 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
     residuals : bool, default=False
         Compute the true residual norms with one more product ``A V``
         (``k`` columns); otherwise they are NaN.
+    first_check : callable, optional
+        Called on the first product ``A Ω`` (see :func:`_sketch_check`).
 
     Returns
     -------
@@ -181,7 +244,8 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
     if transpose:
         adj = adjoint(op)
         res = svd_impl(adj, k, n_oversamples=n_oversamples, n_iter=n_iter,
-                       normalizer=normalizer, method=method, rng=rng, residuals=residuals)
+                       normalizer=normalizer, method=method, rng=rng, residuals=residuals,
+                       first_check=first_check)
         xp = op.xp
         U, S, Vh = res
         cplx = ns.is_complex(xp, op.dtype)
@@ -198,26 +262,55 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
     like = None
     history: dict[str, list] = {"n_matvec": [], "singular_values": []}
 
-    def record(R: Any) -> None:
-        history["n_matvec"].append(_count(op) - start)
+    def record(R: Any, ahead: int = 0) -> None:
+        # ``ahead``: adjoint products already made past the block recorded.
+        history["n_matvec"].append(_count(op) - start - ahead)
         history["singular_values"].append(_host_svals(R, k))
 
     Omega = _gaussian(xp, n, l, dtype, rng, op.device)
-    Y = _matmat(op, Omega)
-    like = Y
-    del Omega
     passes = 0
     if method == "range_finder":
+        Z = Omega
+        del Omega
+        # Power passes read A once (op.normal_matmat) while the normaliser is
+        # Cholesky-QR and the blocks are well enough conditioned; a block too
+        # ill conditioned for it says the later ones will be too.
+        fuse = normalizer in ("auto", "cholqr2") and op.has_normal
+        scale = None                                  # ||A Z|| of the last pass
         for it in range(n_iter):
-            Q, R = _normalize(xp, Y, normalizer, cplx=cplx, eps=eps)
-            record(R if it > 0 else None)             # M Ω: Ω is not orthonormal
-            Z, _ = _normalize(xp, _rmatmat(op, Q), normalizer, cplx=cplx, eps=eps)
-            Y = _matmat(op, Z)
+            R = W = None
+            if fuse:
+                Y, W, R, fuse = _fused_pass(op, Z, scale, cplx=cplx, eps=eps,
+                                            check=first_check if it == 0 else None)
+            else:
+                Y = _matmat(op, Z)
+                if it == 0 and first_check is not None:
+                    first_check(Y)
+            like = Y
+            if R is not None:                         # W = Aᴴ Q already
+                record(R if it > 0 else None, ahead=W.shape[1])
+            else:
+                Q, R = _normalize(xp, Y, normalizer, cplx=cplx, eps=eps)
+                record(R if it > 0 else None)         # M Ω: Ω is not orthonormal
+                W = _rmatmat(op, Q)
+            if R is not None:
+                scale = float(hx.linalg.norm(R, 2))
+            Z, _ = _normalize(xp, W, normalizer, cplx=cplx, eps=eps)
             passes += 1
+        Y = _matmat(op, Z)
+        if n_iter == 0 and first_check is not None:
+            first_check(Y)
+        like = Y
+        del Z
         Q, R = _orthonormalize(xp, Y, normalizer, cplx=cplx, eps=eps)
         record(R if n_iter > 0 else None)
         Bh = _rmatmat(op, Q)                                       # Aᴴ Q, (n, l)
     else:
+        Y = _matmat(op, Omega)
+        if first_check is not None:
+            first_check(Y)
+        like = Y
+        del Omega
         blocks = 1 + min(n_iter, max(0, min(m, n) // l - 1))
         basis_how = normalizer if normalizer in ("QR", "cholqr2") else "auto"
         Qs: list = []
@@ -284,11 +377,11 @@ def flip_signs(xp: Any, U: Any, Vh: Any) -> tuple[Any, Any]:
     return U * c[None, :], Vh * cv[:, None]
 
 
-def _adapt(M: Any, name: str) -> LinearOperator:
+def _adapt(M: Any, name: str, *, check_finite: bool = True) -> LinearOperator:
     """Adapt ``M``; bound to NumPy when it carries no namespace; must have an adjoint."""
     if ns.is_array_api_obj(M) and not hasattr(M, "matvec") and getattr(M, "ndim", 2) != 2:
         raise ValueError(f"`{name}` must be a 2-D array; got an array of shape {tuple(M.shape)}.")
-    op = aslinearoperator(M, name=name)
+    op = aslinearoperator(M, name=name, check_finite=check_finite)
     if op.xp is None:
         op = op.bind(ns.numpy_namespace())
     if not op.has_adjoint:
@@ -298,6 +391,27 @@ def _adapt(M: Any, name: str) -> LinearOperator:
     if ns.is_array_api_obj(M) and ns.is_complex(op.xp, op.dtype) and not ns.is_dask_array(M):
         op = _complex_dense(op, M)
     return op
+
+
+def _sketch_check(M: Any, name: str) -> Any:
+    """A check of the first product ``Y = M Ω`` that stands for a NaN/Inf scan of ``M``.
+
+    ``Ω`` is Gaussian, so none of its entries is zero: a NaN or an Inf in
+    ``M`` reaches ``Y``, and a finite ``Y`` proves ``M`` finite without a
+    pass over it.  Only a non-finite ``Y`` makes the scan, to tell NaN/Inf
+    in ``M`` from overflow.  For dense arrays other than Dask; None otherwise.
+    """
+    if not ns.is_array_api_obj(M) or hasattr(M, "matvec") or ns.is_dask_array(M):
+        return None
+
+    def check(Y: Any) -> None:
+        xp = ns.array_namespace(Y)
+        if not bool(xp.all(xp.isfinite(Y))):
+            xm = ns.array_namespace(M)
+            if not bool(xm.all(xm.isfinite(M))):
+                raise ValueError(f"`{name}` must not contain NaN or Inf.")
+
+    return check
 
 
 def _complex_dense(op: LinearOperator, M: Any) -> LinearOperator:
@@ -310,7 +424,8 @@ def _complex_dense(op: LinearOperator, M: Any) -> LinearOperator:
 
     return LinearOperator(op.shape, op.dtype, xp, matvec=lambda x: A @ x,
                           matmat=lambda X: A @ X, rmatvec=lambda y: rmatmat(y[:, None])[:, 0],
-                          rmatmat=rmatmat, device=op.device)
+                          rmatmat=rmatmat, device=op.device, normal=op._normal,
+                          rnormal=op._rnormal)
 
 
 def _check_n_iter(n_iter: Any, k: int, mn: int) -> int:
@@ -433,7 +548,9 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
     -----
     Cost: ``2 n_iter + 2`` products of ``M`` or ``Mᴴ`` with ``l`` columns
     (block Krylov: the same; the final ``Mᴴ Q`` reuses the products of
-    earlier passes), one orthonormalisation of an ``(m, l)`` or ``(n, l)``
+    earlier passes); on a dense NumPy ``M`` larger than the cache, each
+    power pass of the range finder with a Cholesky-QR normaliser makes
+    its two products in one read of ``M`` (see the user guide), one orthonormalisation of an ``(m, l)`` or ``(n, l)``
     block per product (about ``4 m l²`` flops), a Householder QR of
     ``Mᴴ Q`` and an SVD of an ``l x l`` (block Krylov: ``(n_iter+1) l``
     square) triangular matrix on the host.  Host synchronisations: one
@@ -471,7 +588,8 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
     >>> U.shape, Vt.shape
     ((200, 5), (5, 100))
     """
-    op = _adapt(M, "M")
+    first_check = _sketch_check(M, "M")
+    op = _adapt(M, "M", check_finite=first_check is None)
     m, n = op.shape
     mn = min(m, n)
     k = val.check_int(n_components, name="n_components", low=1, high=mn,
@@ -500,7 +618,7 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
             return result
     else:
         result = svd_impl(op, k, n_oversamples=p, n_iter=q, normalizer=how, method=method,
-                          rng=rng, transpose=transpose)
+                          rng=rng, transpose=transpose, first_check=first_check)
     U, S, Vh = result
     if flip_sign:
         U, Vh = flip_signs(xp, U, Vh)

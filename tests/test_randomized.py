@@ -8,6 +8,7 @@ from conftest import Backend, is_backend_array, to_backend
 
 import eigarray
 from eigarray import testing
+from eigarray import _operator
 from eigarray._operator import aslinearoperator
 from eigarray._randomized import svd_impl
 
@@ -356,3 +357,105 @@ def test_nystrom_sparse_psd_and_counts():
 def test_randomized_eigh_bad_arguments(A, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         eigarray.randomized_eigh(A, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Power passes that read a dense NumPy matrix once
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "complex64", "complex128"])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("adjoint_first", [False, True])
+def test_normal_product_matches_two_products(monkeypatch, dtype, order, adjoint_first):
+    monkeypatch.setattr(_operator, "_NORMAL_BLOCK_BYTES", 16 << 10)  # blocks of 16 to 24 rows
+    rng = np.random.default_rng(5)
+    m, n = 301, 173
+    A = rng.standard_normal((m, n))
+    if dtype.startswith("complex"):
+        A = A + 1j * rng.standard_normal((m, n))
+    A = np.asarray(A, dtype=dtype, order=order)
+    A0 = A.copy()
+    X = np.asarray(rng.standard_normal((m if adjoint_first else n, 7)), dtype=dtype)
+    # Contiguous blocks (rows of C, columns of F) are cut; the others make two products.
+    assert _operator._reads_once(A, adjoint_first=adjoint_first) == (
+        (order == "C") != adjoint_first)
+    Y, W = _operator.normal_product(A, X, adjoint_first=adjoint_first)
+    Ah = A.astype(np.complex128).conj().T
+    Yr = (Ah if adjoint_first else A.astype(np.complex128)) @ X
+    Wr = (A.astype(np.complex128) if adjoint_first else Ah) @ Yr
+    eps = np.finfo(dtype).eps
+    assert Y.dtype == W.dtype == A.dtype
+    assert np.linalg.norm(Y - Yr) <= 10 * max(m, n) * eps * np.linalg.norm(Yr)
+    assert np.linalg.norm(W - Wr) <= 10 * max(m, n) * eps * np.linalg.norm(Wr)
+    np.testing.assert_array_equal(A, A0)
+
+
+def _spy_normal(monkeypatch) -> list:
+    calls = []
+    orig = _operator.LinearOperator.normal_matmat
+
+    def spy(self, X):
+        calls.append(X.shape)
+        return orig(self, X)
+
+    monkeypatch.setattr(_operator.LinearOperator, "normal_matmat", spy)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", REAL, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("transposed", [False, True])
+def test_fused_power_passes_keep_accuracy(monkeypatch, dtype, transposed):
+    # Blocks small enough that the 120 x 80 matrix is cut: every pass reads A once.
+    monkeypatch.setattr(_operator, "_NORMAL_BLOCK_BYTES", 2 << 10)
+    calls = _spy_normal(monkeypatch)
+    sv = np.r_[np.linspace(1.0, 0.3, K_), np.full(N_ - K_, 0.02)]   # cond(M Z) about 50
+    A, _, _ = testing.matrix_with_singular_values(M_, N_, sv, rng=21)
+    # Wide: Mᴴ is worked on, whose passes cut M by columns (contiguous in Fortran order).
+    A = A.astype(dtype).T if transposed else A.astype(dtype)
+    q, l = 7, K_ + 10
+    res = eigarray.randomized_svd(A, K_, n_iter=q, random_state=0)
+    assert len(calls) == q                                   # no pass fell back
+    assert res.info.n_matvec == (2 * q + 2) * l              # the same products, counted
+    assert np.diff(res.info.history["n_matvec"]).tolist() == [2 * l] * q + [l]
+    testing.assert_singular_triplets(A, *res, exact=sv[:K_])
+    # The same accuracy as the two-product passes, on the same draws.
+    monkeypatch.setattr(_operator, "_NORMAL_BLOCK_BYTES", 1 << 30)
+    ref = eigarray.randomized_svd(A, K_, n_iter=q, random_state=0)
+    assert len(calls) == q
+    eps = np.finfo(dtype).eps
+    err = np.abs(res.S - sv[:K_]).max()
+    assert err <= max(4 * np.abs(ref.S - sv[:K_]).max(), 30 * N_ * eps)
+
+
+def test_fused_pass_falls_back_on_an_ill_conditioned_block(monkeypatch):
+    # A fast decay in float32: cond(M Ω) ~ 2^16 is far past the fused pass's limit, so
+    # the first pass orthonormalises M Ω properly and makes the adjoint product again,
+    # and the later passes make two products.
+    monkeypatch.setattr(_operator, "_NORMAL_BLOCK_BYTES", 2 << 10)
+    calls = _spy_normal(monkeypatch)
+    sv = spectrum("geometric")
+    A, _, _ = testing.matrix_with_singular_values(M_, N_, sv, rng=4)
+    A = A.astype(np.float32)
+    q, l = 7, K_ + 10
+    res = eigarray.randomized_svd(A, K_, n_iter=q, random_state=0)
+    assert len(calls) == 1
+    assert res.info.n_matvec == (2 * q + 2) * l + l          # the wasted adjoint product
+    testing.assert_singular_triplets(A, *res, exact=sv[:K_])
+
+
+@pytest.mark.parametrize("shape", [(M_, N_), (N_, M_)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_anywhere_is_found_every_backend(backend, shape, bad):
+    # The scan of M is folded into the first product M Ω (Ω has no zero entry).
+    sv = 0.5 ** np.arange(min(shape))
+    A, _, _ = testing.matrix_with_singular_values(*shape, sv, rng=8)
+    for i, j in [(0, 0), (shape[0] - 1, shape[1] - 1), (17, 41)]:
+        B = A.copy()
+        B[i, j] = bad
+        with pytest.raises(ValueError, match="`M` must not contain NaN or Inf"):
+            eigarray.randomized_svd(to_backend(B, backend), 3, random_state=0)
+    # Large and small entries are finite: no error, and the values are right (Cholesky-QR
+    # squares the scale of a block, so the range is that of ||A||²).
+    for factor in (1e150, 1e-150):
+        S = testing._host(eigarray.randomized_svd(to_backend(A * factor, backend), 3, n_iter=2,
+                                                  random_state=0)[1])
+        np.testing.assert_allclose(S, sv[:3] * factor, rtol=1e-12)
