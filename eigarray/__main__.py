@@ -159,7 +159,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "layers":
         from eigarray._bench_layers import run as run_layers
 
-        run_layers(repeats=args.repeats or 3)
+        run_layers(repeats=args.repeats or 5)
         return 0
     print(f"unknown benchmark {args.what!r}", file=sys.stderr)
     return 2

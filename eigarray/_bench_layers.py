@@ -1,7 +1,8 @@
 """Side-by-side fit time of :class:`eigarray.EigenLayer` and scikit-learn's PCA.
 
 ``python -m eigarray._bench_layers`` prints, for data with a known spectrum,
-the median time of ``repeats`` fits (one process, same data) of
+the median time of ``repeats`` interleaved rounds of fits (one process,
+same data, a short pause before each fit) of
 
 * ``eigarray``: ``EigenLayer(k)`` with ``solver='auto'`` (covariance for at
   most 1000 features, randomized SVD of the implicitly centred data above);
@@ -23,6 +24,7 @@ decaying top of ``k`` values (``100 * 0.86^i``, down to about 1) over a noise fl
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +40,8 @@ CASES = [
     (np.float64, 20_000, 4_096, 256, 32),
 ]
 MAX_REL_ERROR = 1e-2
+#: Seconds of pause before each timed fit.
+_PAUSE = 0.25
 
 
 @functools.lru_cache(maxsize=2)
@@ -88,7 +92,7 @@ def _blas_threads(threads: int | None):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def run(out: Callable[[str], object] = print, repeats: int = 3,
+def run(out: Callable[[str], object] = print, repeats: int = 5,
         cases: list | None = None, threads: int | None = None) -> list[dict]:
     """Time every implementation on every case and print the table.
 
@@ -96,8 +100,9 @@ def run(out: Callable[[str], object] = print, repeats: int = 3,
     ----------
     out : callable, default=print
         Receives each line of the table.
-    repeats : int, default=3
-        Timed fits per implementation and case; the median is reported.
+    repeats : int, default=5
+        Rounds of timed fits, each fitting every implementation once (in
+        turn, so that load changes reach all alike); the median is reported.
     cases : list of tuple, optional
         ``(dtype, n_samples, n_features, rank, n_components)``; default
         :data:`CASES`.
@@ -118,7 +123,7 @@ def run(out: Callable[[str], object] = print, repeats: int = 3,
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     out(f"numpy {np.__version__}; {os.cpu_count()} CPUs (load {load:.1f}); BLAS threads: "
-        f"{threads or 'default'}; median of {repeats} fits; error: max relative error of "
+        f"{threads or 'default'}; median of {repeats} interleaved rounds; error: max relative error of "
         f"explained_variance_ vs the exact values")
     out(f"{'case':34} {'impl':>14} {'seconds':>9} {'x sklearn':>10} {'rel. error':>11}")
     rows = []
@@ -127,14 +132,26 @@ def run(out: Callable[[str], object] = print, repeats: int = 3,
         X, ev = _problem(dtype, m, d, r, k)
         label = f"{np.dtype(dtype).name} {m} x {d}, k={k}"
         timed: dict[str, dict] = {}
-        for name, fn in _impls(k).items():
-            with _blas_threads(threads):
+        impls = _impls(k)
+        times: dict[str, list] = {name: [] for name in impls}
+        with _blas_threads(threads):
+            for name, fn in impls.items():
                 est = fn(X)                               # warm-up and accuracy check
                 got = np.asarray(est.explained_variance_, dtype=np.float64)
                 err = float(np.max(np.abs(got - ev[:k]) / ev[:k]))
-                secs = median_time(functools.partial(fn, X), repeats) \
-                    if err <= MAX_REL_ERROR else None
-            timed[name] = {"case": label, "impl": name, "seconds": secs, "rel_error": err}
+                timed[name] = {"case": label, "impl": name, "seconds": None, "rel_error": err}
+            # Rounds that time every implementation once, so that a change in the
+            # machine's load reaches all of them alike; a pause before each fit
+            # lets the BLAS threads of the one before (scipy's OpenBLAS is a
+            # second pool) stop spinning, which otherwise slows the next fit.
+            for _ in range(max(1, repeats)):
+                for name, fn in impls.items():
+                    if timed[name]["rel_error"] <= MAX_REL_ERROR:
+                        time.sleep(_PAUSE)
+                        times[name].append(median_time(functools.partial(fn, X), 1))
+        for name, row in timed.items():
+            if times[name]:
+                row["seconds"] = float(np.median(times[name]))
         base = timed.get("sklearn", {}).get("seconds")
         for name, row in timed.items():
             row["ratio"] = row["seconds"] / base if row["seconds"] and base else None

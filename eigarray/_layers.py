@@ -170,8 +170,12 @@ class _Estimator:
     # -- input validation ---------------------------------------------------
 
     def _check_X(self, X: Any, *, name: str = "X", reset: bool, sparse_ok: bool = False,
-                 min_samples: int = 1) -> tuple[Any, Any]:
-        """Validate ``X``; returns ``(X, xp)`` with ``X`` in its working dtype."""
+                 min_samples: int = 1, check_finite: bool = True) -> tuple[Any, Any]:
+        """Validate ``X``; returns ``(X, xp)`` with ``X`` in its working dtype.
+
+        ``check_finite=False`` leaves the NaN/Inf test to the caller
+        (:func:`_check_finite`), which may fold it into its own pass.
+        """
         if _is_sparse(X):
             if not sparse_ok:
                 raise TypeError(
@@ -205,11 +209,9 @@ class _Estimator:
             X = X.detach()
         if dtype != X.dtype:
             X = xp.astype(X, dtype)
-        # the sum is finite for finite data short of overflow: one pass, no temporary
-        if not _is_traced(X) and not bool(xp.isfinite(xp.sum(X))) \
-                and not bool(xp.all(xp.isfinite(X))):
-            raise ValueError(f"Input contains NaN or infinity: `{name}` must not contain NaN "
-                             f"or Inf.")
+        if check_finite:
+            # the sum is finite for finite data short of overflow: one pass, no temporary
+            _check_finite(xp, X, xp.sum(X), name=name)
         return X, xp
 
     def _check_sparse(self, X: Any, *, name: str, reset: bool) -> tuple[Any, Any]:
@@ -298,6 +300,20 @@ def _host_array(X: Any, *, name: str) -> Any:
     return A
 
 
+def _check_finite(xp: Any, X: Any, summary: Any, *, name: str) -> None:
+    """Raise for NaN or Inf in ``X``, given an array ``summary`` computed from all of it.
+
+    A NaN or Inf anywhere in ``X`` makes a sum over it non-finite; a finite
+    ``summary`` (a sum, or the column sums and scatter of a pass the caller
+    makes anyway) proves ``X`` finite, and only a non-finite one, which may
+    be overflow, costs a scan of ``X``.
+    """
+    if not _is_traced(X) and not bool(xp.all(xp.isfinite(summary))) \
+            and not bool(xp.all(xp.isfinite(X))):
+        raise ValueError(f"Input contains NaN or infinity: `{name}` must not contain NaN "
+                         f"or Inf.")
+
+
 def _acc_dtype(xp: Any, dtype: Any) -> Any:
     """float64 for accumulation where the namespace has it (JAX without x64: float32)."""
     if ns.is_jax_namespace(xp) and xp.zeros(()).dtype != xp.float64:
@@ -319,10 +335,18 @@ def _scatter(xp: Any, X: Any, acc: Any) -> tuple[int, Any, Any]:
     :func:`eigarray._dispatch.gram`) and its column sums, in ``acc``; the
     scatter about the exact mean is ``Σ ZᴴZ - n z̄ z̄ᴴ`` with ``z̄`` the mean of
     the shifted data, a correction of the order of the shift's error.
+    Real C-ordered NumPy data take :func:`eigarray._dispatch.shifted_scatter`
+    (the shift and the column sums in one Numba pass into a buffer in
+    cache, the scatter through BLAS ``gemm``).
     """
     m = int(X.shape[0])
     step = _block_rows(m, int(X.shape[1]))
     c = xp.mean(X[:step, ...], axis=0)
+    host = _dispatch.shifted_scatter(X, c)              # NumPy: one pass, Numba + BLAS
+    if host is not None:
+        G, s = host
+        zbar = s / m
+        return m, xp.astype(c, acc) + zbar, G - m * (zbar[:, None] * zbar[None, :])
     G, s = None, None
     for i in range(0, m, step):
         Z = X[i:i + step, ...] - c
@@ -634,7 +658,7 @@ class EigenLayer(_Estimator):
             For sparse input (use :class:`TruncatedSVD`) or a non-numeric dtype.
         """
         solver, whiten = self._check_params()
-        X, xp = self._check_X(X, reset=True, min_samples=1)
+        X, xp = self._check_X(X, reset=True, min_samples=1, check_finite=False)
         m, d = int(X.shape[0]), int(X.shape[1])
         if m < 2:
             raise ValueError(f"`X` must have at least 2 samples to estimate a covariance; got "
@@ -642,10 +666,14 @@ class EigenLayer(_Estimator):
         solver = self._choose_solver(solver, m, d)
         k = _check_n_components(self.n_components, m=m, d=d, solver=solver,
                                 allow_fraction=solver == "covariance", cls=type(self).__name__)
+        if solver != "covariance":
+            _check_finite(xp, X, xp.sum(X), name="X")
         self._reset()
         if solver == "covariance":
             acc = _acc_dtype(xp, X.dtype)
-            n, mean, M = _scatter(xp, X, acc)
+            with ns.numpy_namespace().errstate(invalid="ignore", over="ignore"):
+                n, mean, M = _scatter(xp, X, acc)
+            _check_finite(xp, X, M, name="X")         # NaN/Inf anywhere reach the scatter
             self._scatter, self._mean_acc, self.n_samples_seen_ = M, mean, n
             self._dtype = X.dtype
             self._n_features = d

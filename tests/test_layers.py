@@ -520,3 +520,42 @@ def test_pickle_round_trip():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(again.transform(X), est.transform(X))
+
+
+# ---------------------------------------------------------------------------
+# The covariance pass on NumPy data
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [1, 7, 64, 301])
+def test_shifted_scatter_matches_float64(monkeypatch, dtype, m):
+    from eigarray import _dispatch
+
+    monkeypatch.setattr(_dispatch, "_SCATTER_BLOCK_ELEMENTS", 5 * 9)    # blocks of 5 rows
+    rng = np.random.default_rng(m)
+    X = (rng.standard_normal((m, 9)) * np.linspace(0.1, 10, 9) + 1e3).astype(dtype)
+    X0 = X.copy()
+    c = X[:3].mean(axis=0)
+    G, s = _dispatch.shifted_scatter(X, c)
+    Z = X.astype(np.float64) - c.astype(np.float64)
+    eps = np.finfo(dtype).eps
+    assert G.dtype == s.dtype == np.float64
+    np.testing.assert_array_equal(G, G.T)
+    assert np.abs(G - Z.T @ Z).max() <= 30 * m * eps * np.abs(Z).max() ** 2
+    assert np.abs(s - Z.sum(axis=0)).max() <= 30 * m * eps * np.abs(Z).max()
+    np.testing.assert_array_equal(X, X0)
+    # Anything else is left to the Array API loop.
+    assert _dispatch.shifted_scatter(np.asfortranarray(X), c) is None or m == 1
+    assert _dispatch.shifted_scatter(X.astype(np.complex128), c) is None
+    assert _dispatch.shifted_scatter(X.astype(np.int64), c) is None
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_fit_finds_nan_or_inf_anywhere(backend, bad):
+    # The covariance path proves the data finite through its scatter, not a scan.
+    X, _, _ = pca_data(m=50)
+    for i, j in [(0, 0), (3, 2), (49, X.shape[1] - 1)]:
+        B = X.copy()
+        B[i, j] = bad
+        for solver in ("covariance", "randomized"):
+            with pytest.raises(ValueError, match="must not contain NaN or Inf"):
+                eigarray.EigenLayer(2, solver=solver).fit(to_backend(B, backend))
