@@ -102,6 +102,11 @@ def test_csr_kernel_matches_scipy(dtype, index_dtype):
     assert np.max(np.abs(y - ref_x)) <= tol * np.max(np.abs(ref_x))
     assert np.max(np.abs(Y - ref_X)) <= tol * np.max(np.abs(ref_X))
     np.testing.assert_array_equal(Yf, Y)
+    # Two columns (Lanczos' block): the matrix read once for both, the same sums.
+    Y2 = csr_product(A.indptr, A.indices, A.data, np.asfortranarray(X[:, :2]), 300)
+    np.testing.assert_array_equal(Y2, Y[:, :2])
+    np.testing.assert_array_equal(Y2[:, 1], csr_product(A.indptr, A.indices, A.data,
+                                                        X[:, 1].copy(), 300))
 
 
 def test_csr_kernel_empty_rows_and_thread_count():

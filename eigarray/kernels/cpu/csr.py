@@ -39,6 +39,24 @@ def matvec_rows(indptr, indices, data, x, y, r0, r1):
 
 
 @njit(cache=True)
+def matvec2_rows(indptr, indices, data, X0, X1, Y0, Y1, r0, r1):
+    """``Y0[r0:r1] = A[r0:r1] @ X0`` and the same for ``X1``, reading ``A`` once."""
+    jj = indptr[r0]
+    for i in range(r0, r1):
+        end = indptr[i + 1]
+        a0 = 0.0
+        a1 = 0.0
+        while jj < end:
+            a = data[jj]
+            c = indices[jj]
+            a0 += a * X0[c]
+            a1 += a * X1[c]
+            jj += 1
+        Y0[i] = a0
+        Y1[i] = a1
+
+
+@njit(cache=True)
 def matmat_rows(indptr, indices, data, X, Y, r0, r1):
     """``Y[r0:r1] = A[r0:r1] @ X`` on the calling thread."""
     p = X.shape[1]
