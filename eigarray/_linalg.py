@@ -41,6 +41,9 @@ _DGKS = 1.0 / math.sqrt(2.0)
 
 def set_rows(B: Any, idx: Any, values: Any) -> Any:
     """``B[idx, ...] = values`` in place where the namespace allows (JAX: a copy)."""
+    if type(B).__module__ == "numpy":     # the hot case, once per Lanczos step: no dispatch
+        B[idx, ...] = values
+        return B
     return xpx.at(B, (idx, ...)).set(values)
 
 
