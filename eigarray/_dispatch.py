@@ -234,11 +234,11 @@ def shifted_scatter(X: Any, c: Any) -> tuple[np.ndarray, np.ndarray] | None:
 
     One pass over ``X``: each block of rows is shifted into a buffer that
     stays in cache and adds its column sums (a serial Numba kernel), then
-    its scatter ``Zᵀ Z`` (NumPy's BLAS ``gemm``, threaded).  Both are
-    accumulated in float64; the scatter is symmetrised at the end.  The
-    whole product, not ``syrk``'s one triangle: measured on 200,000 x 256
-    float32 (2-core AMD EPYC), scipy's ``ssyrk`` on the same blocks took
-    1.8x as long as NumPy's ``sgemm``, whose kernels are much faster.
+    its scatter ``Zᵀ Z`` (NumPy's matmul, which hands a product of an
+    array with its own transpose to BLAS ``?syrk``: one triangle, half the
+    flops, threaded).  Both are accumulated in float64.  scipy's ``ssyrk``
+    (a second OpenBLAS, with its own thread pool) took 1.8x as long on the
+    same blocks (200,000 x 256 float32, 2-core AMD EPYC).
     """
     if not (isinstance(X, np.ndarray) and X.dtype in (np.float32, np.float64)
             and X.ndim == 2 and X.flags.c_contiguous and X.shape[0] > 0):
@@ -261,9 +261,9 @@ def shifted_scatter(X: Any, c: Any) -> tuple[np.ndarray, np.ndarray] | None:
 def gram(xp: Any, Z: Any) -> Any:
     """``Zᴴ Z`` of an ``(m, d)`` block, in ``Z``'s namespace and dtype, exactly Hermitian.
 
-    The whole matrix product, symmetrised: BLAS ``?syrk`` computes one
-    triangle, half the flops, but scipy's took 1.8x as long as NumPy's
-    ``gemm`` on 4 MiB float32 blocks (see :func:`shifted_scatter`).
+    Through the namespace's matmul (NumPy's runs BLAS ``?syrk`` for a
+    product with the array's own transpose, faster than scipy's ``?syrk``:
+    see :func:`shifted_scatter`), then symmetrised.
     """
     G = xp.conj(Z).T @ Z if xp.isdtype(Z.dtype, "complex floating") else Z.T @ Z
     return (G + xp.conj(G).T) / 2 if xp.isdtype(Z.dtype, "complex floating") else (G + G.T) / 2
