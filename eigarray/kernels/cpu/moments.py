@@ -6,7 +6,7 @@ one pass: the rows are read from memory once, and the buffer, small enough
 to stay in cache, feeds the matrix product that forms the block's scatter.
 Serial on purpose: the product that follows runs on the BLAS library's
 threads, and a Numba thread pool woken between two BLAS calls competes
-with the BLAS threads still spinning (measured 3-7x slower on 2 cores).
+with the BLAS threads still spinning (measured 2-7x slower on 2 cores).
 Sums are accumulated in float64.
 """
 
