@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _namespace as ns
+
 __all__ = ["csr_product"]
 
 
@@ -121,8 +123,9 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
     ``A`` is read, never written; ``upper`` says which triangle holds the
     matrix.  Jacobi (relative accuracy) up to ``JACOBI_MAX_N``; above it,
     where Jacobi no longer pays, the lane-interleaved Householder + QL kernel
-    up to ``TRIDIAGONAL_MAX_N``, and a ``prange`` over LAPACK beyond (see
-    ``docs/batched.rst`` for the measured crossovers).  Returns ``(w, V,
+    up to ``TRIDIAGONAL_MAX_N`` for batches of at least half its lane
+    count, and a ``prange`` over LAPACK beyond (see ``docs/batched.rst`` for
+    the measured crossovers).  Returns ``(w, V,
     sweeps, off)`` as NumPy arrays (``V`` None without vectors); ``sweeps``
     is 0 and ``off`` 0 on the non-Jacobi paths, except ``sweeps = -1`` for a
     matrix whose QL iteration failed (NaN eigenvalues).
@@ -139,7 +142,9 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
         # The Jacobi kernel reads the upper triangle.
         work = A if upper else (np.swapaxes(A, -1, -2).conj() if cplx else np.swapaxes(A, -1, -2))
         kernels.jacobi_eigh(work, w, V, tol, max_sweeps, want_vectors, sweeps, off)
-    elif n <= _tridiagonal_kernel().TRIDIAGONAL_MAX_N:
+    elif n <= _tridiagonal_kernel().TRIDIAGONAL_MAX_N and 2 * Bn >= _tridiagonal_kernel().LANES:
+        # A block of lanes costs about what 6 (n = 64) to 9 (n = 128) LAPACK
+        # calls do, so fewer matrices than half the lanes go to LAPACK.
         # The tridiagonal kernel reads the lower triangle.
         work = A if not upper else (np.swapaxes(A, -1, -2).conj() if cplx else
                                     np.swapaxes(A, -1, -2))
@@ -227,9 +232,11 @@ def _moments_kernel():
 _SCATTER_BLOCK_ELEMENTS = 1 << 20
 
 
-def shifted_scatter(X: Any, c: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(Σ (x - c)(x - c)ᵀ, Σ (x - c))`` over the rows of a C-ordered real NumPy ``X``.
+def shifted_scatter(X: Any, n_shift: int) -> tuple[np.ndarray, ...] | None:
+    """``(c, Σ (x - c)(x - c)ᵀ, Σ (x - c))`` over the rows of a host real ``X``.
 
+    ``c`` is the mean of the first ``n_shift`` rows.  ``X`` is a C-ordered
+    NumPy array, or a CPU torch or JAX array read through a zero-copy view;
     None for any other ``X`` (the caller's Array API loop serves it).
 
     One pass over ``X``: each block of rows is shifted into a buffer that
@@ -240,6 +247,10 @@ def shifted_scatter(X: Any, c: Any) -> tuple[np.ndarray, np.ndarray] | None:
     (a second OpenBLAS, with its own thread pool) took 1.8x as long on the
     same blocks (200,000 x 256 float32, 2-core AMD EPYC).
     """
+    if not isinstance(X, np.ndarray):
+        if not (ns.is_torch_array(X) or ns.is_jax_array(X)):
+            return None
+        X = ns.as_numpy_view(X)
     if not (isinstance(X, np.ndarray) and X.dtype in (np.float32, np.float64)
             and X.ndim == 2 and X.flags.c_contiguous and X.shape[0] > 0):
         return None
@@ -247,7 +258,7 @@ def shifted_scatter(X: Any, c: Any) -> tuple[np.ndarray, np.ndarray] | None:
     m, d = X.shape
     step = max(1, min(m, _SCATTER_BLOCK_ELEMENTS // max(d, 1)))
     buf = np.empty((step, d), dtype=X.dtype)
-    c = np.ascontiguousarray(c, dtype=X.dtype)
+    c = np.mean(X[:max(1, n_shift)], axis=0)
     G = np.zeros((d, d))
     s = np.zeros(d)
     for i in range(0, m, step):
@@ -255,7 +266,7 @@ def shifted_scatter(X: Any, c: Any) -> tuple[np.ndarray, np.ndarray] | None:
         Z = buf[:n]
         kernels.shift_rows(X, i, i + n, c, Z, s)
         G += Z.T @ Z
-    return (G + G.T) / 2, s
+    return c, (G + G.T) / 2, s
 
 
 def gram(xp: Any, Z: Any) -> Any:

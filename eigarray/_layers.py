@@ -335,18 +335,19 @@ def _scatter(xp: Any, X: Any, acc: Any) -> tuple[int, Any, Any]:
     :func:`eigarray._dispatch.gram`) and its column sums, in ``acc``; the
     scatter about the exact mean is ``Σ ZᴴZ - n z̄ z̄ᴴ`` with ``z̄`` the mean of
     the shifted data, a correction of the order of the shift's error.
-    Real C-ordered NumPy data take :func:`eigarray._dispatch.shifted_scatter`
-    (the shift and the column sums in one Numba pass into a buffer in
-    cache, the scatter through BLAS ``gemm``).
+    Real C-ordered host data (NumPy, and CPU torch and JAX arrays through a
+    zero-copy view) take :func:`eigarray._dispatch.shifted_scatter` (the
+    shift and the column sums in one Numba pass into a buffer in cache, the
+    scatter through BLAS ``syrk``).
     """
     m = int(X.shape[0])
     step = _block_rows(m, int(X.shape[1]))
-    c = xp.mean(X[:step, ...], axis=0)
-    host = _dispatch.shifted_scatter(X, c)              # NumPy: one pass, Numba + BLAS
-    if host is not None:
-        G, s = host
+    host = None if _is_traced(X) else _dispatch.shifted_scatter(X, step)
+    if host is not None:                    # host data: one pass, Numba + BLAS
+        c, G, s = (xp.astype(ns.from_host_numpy(a, xp, like=X), acc) for a in host)
         zbar = s / m
-        return m, xp.astype(c, acc) + zbar, G - m * (zbar[:, None] * zbar[None, :])
+        return m, c + zbar, G - m * (zbar[:, None] * zbar[None, :])
+    c = xp.mean(X[:step, ...], axis=0)
     G, s = None, None
     for i in range(0, m, step):
         Z = X[i:i + step, ...] - c

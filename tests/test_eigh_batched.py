@@ -159,7 +159,7 @@ def test_host_paths_by_size(monkeypatch, rng):
              tridiagonal.TRIDIAGONAL_MAX_N + 1]
     for n, expected in zip(sizes, ["jacobi_eigh", "tridiagonal_eigh", "tridiagonal_eigh",
                                    "lapack_eigh"], strict=True):
-        A = hermitian_stack(rng, (2,), n, np.complex128)
+        A = hermitian_stack(rng, (tridiagonal.LANES // 2,), n, np.complex128)
         for UPLO in ["L", "U"]:
             junk = A.copy()
             i, j = np.triu_indices(n, 1) if UPLO == "L" else np.tril_indices(n, -1)
@@ -168,20 +168,23 @@ def test_host_paths_by_size(monkeypatch, rng):
             assert calls[-1] == expected, (n, calls)
             check_stack(A, w, V)
             assert np.all(eigarray.eigh_batched(junk, UPLO=UPLO).info.converged)
-    # A batch smaller than the thread count beyond the kernels: LAPACK one matrix at a
-    # time on the BLAS library's threads, not a prange with idle threads.
+    # Fewer matrices than half the lanes: LAPACK, not a mostly empty block of lanes;
+    # and fewer than the threads: one matrix at a time on the BLAS library's threads,
+    # not a prange with idle threads.
     import numba
 
-    n = tridiagonal.TRIDIAGONAL_MAX_N + 1
-    A = hermitian_stack(rng, (numba.get_num_threads() - 1 or 1,), n, np.float64)
-    before = len(calls)
-    for UPLO in ["L", "U"]:
-        junk = A.copy()
-        i, j = np.triu_indices(n, 1) if UPLO == "L" else np.tril_indices(n, -1)
-        junk[:, i, j] = 99.0
-        w, V = eigarray.eigh_batched(junk, UPLO=UPLO)
-        check_stack(A, w, V)
-    assert calls[before:] == ([] if numba.get_num_threads() > 1 else ["lapack_eigh"] * 2)
+    for n in (jacobi.JACOBI_MAX_N + 1, tridiagonal.TRIDIAGONAL_MAX_N + 1):
+        for batch in (1, tridiagonal.LANES // 2 - 1):
+            A = hermitian_stack(rng, (batch,), n, np.float64)
+            before = len(calls)
+            for UPLO in ["L", "U"]:
+                junk = A.copy()
+                i, j = np.triu_indices(n, 1) if UPLO == "L" else np.tril_indices(n, -1)
+                junk[:, i, j] = 99.0
+                w, V = eigarray.eigh_batched(junk, UPLO=UPLO)
+                check_stack(A, w, V)
+            threaded = batch < numba.get_num_threads()
+            assert calls[before:] == ([] if threaded else ["lapack_eigh"] * 2), (n, batch)
 
 
 def test_nonconvergence_is_flagged(rng):

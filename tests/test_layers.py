@@ -525,6 +525,26 @@ def test_pickle_round_trip():
 # ---------------------------------------------------------------------------
 # The covariance pass on NumPy data
 
+def _host_frameworks(X: np.ndarray) -> list:
+    """``X`` as a CPU torch tensor and a JAX array, where installed (same dtype)."""
+    out = []
+    try:
+        import torch
+
+        out.append(torch.from_numpy(X))
+    except ImportError:
+        pass
+    try:
+        import jax.numpy as jnp
+
+        Xj = jnp.asarray(X)
+        if Xj.dtype == X.dtype:                       # JAX without x64 holds float32
+            out.append(Xj)
+    except ImportError:
+        pass
+    return out
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m", [1, 7, 64, 301])
 def test_shifted_scatter_matches_float64(monkeypatch, dtype, m):
@@ -534,8 +554,8 @@ def test_shifted_scatter_matches_float64(monkeypatch, dtype, m):
     rng = np.random.default_rng(m)
     X = (rng.standard_normal((m, 9)) * np.linspace(0.1, 10, 9) + 1e3).astype(dtype)
     X0 = X.copy()
-    c = X[:3].mean(axis=0)
-    G, s = _dispatch.shifted_scatter(X, c)
+    c, G, s = _dispatch.shifted_scatter(X, 3)
+    np.testing.assert_array_equal(c, X[:3].mean(axis=0))
     Z = X.astype(np.float64) - c.astype(np.float64)
     eps = np.finfo(dtype).eps
     assert G.dtype == s.dtype == np.float64
@@ -543,10 +563,15 @@ def test_shifted_scatter_matches_float64(monkeypatch, dtype, m):
     assert np.abs(G - Z.T @ Z).max() <= 30 * m * eps * np.abs(Z).max() ** 2
     assert np.abs(s - Z.sum(axis=0)).max() <= 30 * m * eps * np.abs(Z).max()
     np.testing.assert_array_equal(X, X0)
+    # CPU torch and JAX data are read in place, with the same sums.
+    for Xb in _host_frameworks(X):
+        for a, b in zip(_dispatch.shifted_scatter(Xb, 3), (c, G, s), strict=True):
+            np.testing.assert_array_equal(a, b)
     # Anything else is left to the Array API loop.
-    assert _dispatch.shifted_scatter(np.asfortranarray(X), c) is None or m == 1
-    assert _dispatch.shifted_scatter(X.astype(np.complex128), c) is None
-    assert _dispatch.shifted_scatter(X.astype(np.int64), c) is None
+    assert _dispatch.shifted_scatter(np.asfortranarray(X), 3) is None or m == 1
+    assert _dispatch.shifted_scatter(X.astype(np.complex128), 3) is None
+    assert _dispatch.shifted_scatter(X.astype(np.int64), 3) is None
+    assert _dispatch.shifted_scatter(X.tolist(), 3) is None
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
