@@ -123,8 +123,8 @@ def run(out: Callable[[str], object] = print, repeats: int = 5,
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     out(f"numpy {np.__version__}; {os.cpu_count()} CPUs (load {load:.1f}); BLAS threads: "
-        f"{threads or 'default'}; median of {repeats} interleaved rounds; error: max relative error of "
-        f"explained_variance_ vs the exact values")
+        f"{threads or 'default'}; median of {repeats} interleaved rounds; error: max relative "
+        f"error of explained_variance_ vs the exact values")
     out(f"{'case':34} {'impl':>14} {'seconds':>9} {'x sklearn':>10} {'rel. error':>11}")
     rows = []
     for case in cases or CASES:

@@ -42,8 +42,8 @@ class LinearOperator:
         A missing ``matmat`` is served column by column.
     normal, rnormal : callable, optional
         ``X (n, p) -> (A X, Aᴴ A X)`` and ``Y (m, p) -> (Aᴴ Y, A Aᴴ Y)``
-        computed in one read of ``A`` (see :meth:`normal_matmat`); when
-        missing, two products.
+        computed in one read of ``A`` (see :meth:`normal_matmat`; ``rnormal``
+        is the adjoint operator's ``normal``); when missing, two products.
     device : optional
         Device of the vectors (``None``: the namespace's default).
 
@@ -153,15 +153,6 @@ class LinearOperator:
         self.n_matvec += X.shape[1]
         self.n_rmatvec += X.shape[1]
         return self._normal(X)
-
-    def rnormal_matmat(self, Y: Any) -> tuple[Any, Any]:
-        """``(Aᴴ Y, A (Aᴴ Y))`` for ``Y`` of shape ``(m, p)``; see :meth:`normal_matmat`."""
-        if self._rnormal is None:
-            X = self.rmatmat(Y)
-            return X, self.matmat(X)
-        self.n_rmatvec += Y.shape[1]
-        self.n_matvec += Y.shape[1]
-        return self._rnormal(Y)
 
     def __repr__(self) -> str:
         return (f"<{self.shape[0]}x{self.shape[1]} eigarray.LinearOperator "

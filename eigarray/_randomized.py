@@ -35,7 +35,6 @@ from . import _validate as val
 from ._linalg import (
     _apply_host,
     _cholesky_upper,
-    _well_conditioned,
     cholesky_qr,
     gram,
     householder_qr,
@@ -131,7 +130,7 @@ _FUSED_LOSS = 1e-3
 
 def _fused_pass(op: LinearOperator, Z: Any, scale: float | None, *, cplx: bool, eps: float,
                 check: Any = None) -> tuple:
-    """One power pass ``(Y, Aᴴ Q, R)`` with a single read of ``A`` (Cholesky-QR of ``Y``).
+    """One power pass with a single read of ``A`` (Cholesky-QR of ``Y = A Z``).
 
     The pass forms ``Y = A Z`` and ``Aᴴ Y`` together and divides by the
     Cholesky factor ``R`` of ``Yᴴ Y`` afterwards, ``Aᴴ Q = (Aᴴ Y) R⁻¹``.
@@ -550,10 +549,11 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
     (block Krylov: the same; the final ``Mᴴ Q`` reuses the products of
     earlier passes); on a dense NumPy ``M`` larger than the cache, each
     power pass of the range finder with a Cholesky-QR normaliser makes
-    its two products in one read of ``M`` (see the user guide), one orthonormalisation of an ``(m, l)`` or ``(n, l)``
-    block per product (about ``4 m l²`` flops), a Householder QR of
-    ``Mᴴ Q`` and an SVD of an ``l x l`` (block Krylov: ``(n_iter+1) l``
-    square) triangular matrix on the host.  Host synchronisations: one
+    its two products in one read of ``M`` (see the user guide), one
+    orthonormalisation of an ``(m, l)`` or ``(n, l)`` block per product
+    (about ``4 m l²`` flops), a Householder QR of ``Mᴴ Q`` and an SVD of
+    an ``l x l`` (block Krylov: ``(n_iter+1) l`` square) triangular matrix
+    on the host.  Host synchronisations: one
     ``l x l`` matrix per orthonormalisation, one at the end.  The residuals
     ``||Mᴴ u - σ v||`` vanish by construction; ``||M v - σ u||`` is not
     available from the products made, so it is reported as NaN rather than

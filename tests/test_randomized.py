@@ -7,8 +7,7 @@ import pytest
 from conftest import Backend, is_backend_array, to_backend
 
 import eigarray
-from eigarray import testing
-from eigarray import _operator
+from eigarray import _operator, testing
 from eigarray._operator import aslinearoperator
 from eigarray._randomized import svd_impl
 
