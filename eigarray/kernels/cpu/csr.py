@@ -4,7 +4,12 @@ Row ``i`` of the result depends only on row ``i`` of the matrix, so the rows
 are cut into one contiguous block per thread, balanced by nonzeros, and no
 write is shared.  Inside a block the nonzeros are walked with one running
 index (a ``while`` loop: Numba compiles it to a tighter loop than a ``range``
-per row).  Sums are accumulated in float64 (complex128 for complex data) and
+per row).  Every index into an array is cast to ``np.uintp`` first: Numba
+guards a signed index with a wraparound test for negative values, and on a
+gather-bound loop that test costs as much as the work (a 40,000-row 2-D
+Laplacian times two vectors: 0.21 ms signed, 0.12 ms unsigned, one thread).
+A CSR matrix's indices are non-negative, so the cast changes no result.
+Sums are accumulated in float64 (complex128 for complex data) and
 rounded once.  The thread count is read at call time
 (``numba.get_num_threads()``), so ``numba.set_num_threads`` applies.
 """
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+_ONE = np.uintp(1)
 
 
 @njit(cache=True)
@@ -28,30 +35,30 @@ def _row_split(indptr, n_blocks, b):
 @njit(cache=True)
 def matvec_rows(indptr, indices, data, x, y, r0, r1):
     """``y[r0:r1] = A[r0:r1] @ x`` on the calling thread."""
-    jj = indptr[r0]
+    jj = np.uintp(indptr[r0])
     for i in range(r0, r1):
-        end = indptr[i + 1]
+        end = np.uintp(indptr[i + 1])
         acc = 0.0
         while jj < end:
-            acc += data[jj] * x[indices[jj]]
-            jj += 1
+            acc += data[jj] * x[np.uintp(indices[jj])]
+            jj += _ONE
         y[i] = acc
 
 
 @njit(cache=True)
 def matvec2_rows(indptr, indices, data, X0, X1, Y0, Y1, r0, r1):
     """``Y0[r0:r1] = A[r0:r1] @ X0`` and the same for ``X1``, reading ``A`` once."""
-    jj = indptr[r0]
+    jj = np.uintp(indptr[r0])
     for i in range(r0, r1):
-        end = indptr[i + 1]
+        end = np.uintp(indptr[i + 1])
         a0 = 0.0
         a1 = 0.0
         while jj < end:
             a = data[jj]
-            c = indices[jj]
+            c = np.uintp(indices[jj])
             a0 += a * X0[c]
             a1 += a * X1[c]
-            jj += 1
+            jj += _ONE
         Y0[i] = a0
         Y1[i] = a1
 
@@ -61,13 +68,13 @@ def matmat_rows(indptr, indices, data, X, Y, r0, r1):
     """``Y[r0:r1] = A[r0:r1] @ X`` on the calling thread."""
     p = X.shape[1]
     for i in range(r0, r1):
-        start, end = indptr[i], indptr[i + 1]
+        start, end = np.uintp(indptr[i]), np.uintp(indptr[i + 1])
         for c in range(p):
             acc = 0.0
             jj = start
             while jj < end:
-                acc += data[jj] * X[indices[jj], c]
-                jj += 1
+                acc += data[jj] * X[np.uintp(indices[jj]), c]
+                jj += _ONE
             Y[i, c] = acc
 
 
