@@ -18,8 +18,11 @@ sequence cannot see; a product that falls into the span of the basis (an
 invariant subspace) is replaced by a random vector orthogonal to it.  For a
 requested accuracy ``tol`` above machine precision the basis is only kept
 semi-orthogonal (Simon 1984): projections below ``min(tol, sqrt(eps)) / 10``
-are measured but not subtracted, and a last Rayleigh-Ritz step on the
-returned vectors makes them orthonormal to working precision.
+are left in place.  Well above machine precision they are not even measured
+(partial reorthogonalisation): bounds on them are carried from step to step
+by an ω-recurrence (:class:`_Orthogonality`), and only a block whose bound
+passes ``min(tol, sqrt(eps))`` is projected on the whole basis.  A last Rayleigh-Ritz
+step on the returned vectors makes them orthonormal to working precision.
 
 Storage: the basis is the rows of an ``(ncv + block_size, n)`` array in the
 operator's namespace and on its device; the projected matrix and the
@@ -216,6 +219,11 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                                    breakdown=0.0, rng=rng)
     B = set_rows(B, slice(0, b), V0)
     size = b
+    # Estimated inner products of the basis rows, kept when the basis need
+    # only be semi-orthogonal: most new rows then skip the projection on it.
+    pro = (_Orthogonality(m + b, host_dtype, eps) if skip >= _PRO_MIN_LEVEL * eps
+           else None)
+    pro_level = _PRO_FACTOR * skip       # bounds, not measurements: no margin
 
     locked_theta: list[float] = []   # values of the locked pairs, rows 0..nlock-1 of B
     locked_est: list[float] = []
@@ -251,7 +259,21 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             D = thin_product(xp, V, W, cplx)
             W = W - D.T @ V
             Ctot[j:j + r, :] += ns.to_host_numpy(D)
-            W, C, norms = project_out(xp, B, size, W, cplx=cplx, skip_below=skip)
+            E = None
+            if pro is not None and r == size - j:
+                # Partial reorthogonalisation: the projections of W on the
+                # active processed rows are estimated, not measured; the
+                # locked rows, whose recurrence is not tracked, are projected.
+                E = pro.estimate(H, Ctot, j, size, nlock, anorm, cplx)
+                W, Cl, norms = project_out(xp, B, nlock, W, cplx=cplx)
+                C = hx.zeros((size, r), dtype=host_dtype)
+                C[:nlock, :] = Cl
+                if j and not bool(hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms)):
+                    E = None
+                    W, C2, norms = project_out(xp, B, size, W, cplx=cplx)
+                    C = C + C2
+            else:
+                W, C, norms = project_out(xp, B, size, W, cplx=cplx, skip_below=skip)
             Ctot += C
             # ||A v||: its coefficients on the basis and what is left of it.
             anorm = max(anorm, float(hx.sqrt(hx.max(
@@ -262,6 +284,8 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             H[:size, j:j + r] = Ctot
             H[size:size + r, j:j + r] = R
             B = set_rows(B, slice(size, size + r), Q)
+            if pro is not None:
+                pro.record(E, R, j, size)
             j += r
             size += r - lost
             exhausted = exhausted or lost > 0         # the basis spans the whole space
@@ -312,6 +336,8 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         B = combine_rows(xp, B, Y, start=nlock, stop=j)
         for r_ in range(fw):                          # moves rows forward only
             B = set_rows(B, nlock + p + r_, B[j + r_, ...])
+        if pro is not None:
+            pro.restart(Ha, hx.asarray(S[:, sel], dtype=host_dtype), nlock, j, size)
         H[nlock:, :] = 0.0
         for r_, i in enumerate(sel):
             H[nlock + r_, nlock + r_] = theta[i]
@@ -650,6 +676,109 @@ def _keep_policy(keep: Any) -> Callable[[int, int], int]:
         return lambda n_free, n_unc: min(n_free - 1, n_unc + int(keep * (n_free - n_unc)))
     count = val.check_int(keep, name="keep", low=1)
     return lambda n_free, n_unc: min(n_free - 1, count)
+
+
+# Partial reorthogonalisation is used when the semi-orthogonality level is
+# at least this many eps; below, the estimates (whose rounding terms are a
+# few eps) could never skip a projection.
+_PRO_MIN_LEVEL = 1000.0
+
+# Rounding term of an estimate, in units of eps times the norms involved
+# (a deterministic bound, added in the direction of the estimate's sign).
+_PRO_NOISE = 4.0
+
+# A bound on the projections (not a measurement) is compared with the
+# semi-orthogonality level itself, min(tol, sqrt(eps)), without the margin
+# of 1/_SKIP_FACTOR that measured projections keep.
+_PRO_FACTOR = 1.0 / _SKIP_FACTOR
+
+
+class _Orthogonality:
+    """Estimated inner products of the basis rows (partial reorthogonalisation).
+
+    Simon's ω-recurrence, in the form that follows the projected matrix
+    ``H`` and so serves blocks and thick restarts alike.  For a processed
+    row ``b_k``, ``A b_k = Σ_l H[l, k] b_l + e_k``; a new block
+    ``W = A B[j:size] - Σ_i C[i] b_i`` therefore has
+    ``b_kᴴ W = Σ_l conj(H[l, k]) Ω[l, j:size] - Ω[k, :] C + e_kᴴ B[j:size]``
+    with ``Ω`` the Gram matrix of the basis.  ``|e_k|`` is a few eps times
+    the norms involved for a row made by a Lanczos step; a Ritz vector kept
+    at a restart also carries the part of ``H`` that symmetrising it
+    dropped (a semi-orthogonal basis makes ``H`` slightly non-Hermitian);
+    ``rho`` bounds that per row, through one 2-norm bound ``sigma`` for all
+    the Ritz vectors kept, which restarts only add to.  The estimates are
+    widened by these bounds, so that they stay above the true inner
+    products; a block whose estimate exceeds the semi-orthogonality level is
+    orthogonalised against the whole basis.
+    Locked rows are not tracked: they are projected out of every block.
+    """
+
+    def __init__(self, size: int, dtype: Any, eps: float):
+        hx = ns.numpy_namespace()
+        self.omega = hx.eye(size, dtype=dtype)
+        self.rho = hx.zeros(size)
+        self.sigma = 0.0
+        self.eps = eps
+
+    def estimate(self, H: Any, C: Any, j: int, size: int, nlock: int, anorm: float,
+                 cplx: bool) -> Any:
+        """Bounds on the inner products of rows ``B[:j]`` with the new block (``(j, r)``)."""
+        hx = ns.numpy_namespace()
+        Om = self.omega
+        Hk = H[:size, :j]
+        E = (Hk.conj().T if cplx else Hk.T) @ Om[:size, j:size] - Om[:j, :size] @ C
+        noise = _PRO_NOISE * self.eps * (anorm + hx.sum(hx.abs(C), axis=0))
+        E = E + hx.where(hx.real(E) < 0, -1.0, 1.0) * (noise[None, :] + self.rho[:j, None])
+        E[:nlock, :] = 0.0
+        return E
+
+    def record(self, E: Any, R: Any, j: int, size: int) -> None:
+        """Set the rows ``size:size+r`` made from ``W = Rᵀ Q`` (``E``: None if fully projected)."""
+        hx = ns.numpy_namespace()
+        r = R.shape[0]
+        new = slice(size, size + r)
+        Om = self.omega
+        Om[:, new] = 0.0
+        Om[new, :] = 0.0
+        self.rho[new] = 0.0
+        if E is None or not bool(hx.all(hx.abs(hx.diagonal(R)) > 0)):
+            Om[:size, new] = self.eps
+        else:
+            Om[:j, new] = hx.linalg.solve(R.T, E.T).T
+            Om[j:size, new] = self.eps
+        Om[new, :size] = Om[:size, new].conj().T
+        Om[new, new] = hx.eye(r)
+
+    def restart(self, Ha: Any, Y: Any, nlock: int, j: int, size: int) -> None:
+        """Carry the estimates through a thick restart.
+
+        The new rows are the locked rows, the Ritz vectors ``B[nlock:j]ᵀ Y``
+        and the frontier ``B[j:size]``: ``Ω`` becomes ``Tᴴ Ω T`` for the
+        matrix ``T`` of that change of rows, and the bound ``sigma`` on the
+        Ritz vectors' relation errors gains ``||(Ha - Haᴴ)/2 Y||₂``.
+        """
+        hx = ns.numpy_namespace()
+        p = Y.shape[1]
+        fw = size - j
+        new_size = nlock + p + fw
+        T = hx.zeros((size, new_size), dtype=self.omega.dtype)
+        T[:nlock, :nlock] = hx.eye(nlock)
+        T[nlock:j, nlock:nlock + p] = Y
+        T[j:size, nlock + p:] = hx.eye(fw)
+        rotated = T.conj().T @ self.omega[:size, :size] @ T
+        # The relation errors of the Ritz vectors, columns of
+        # [e_nlock .. e_j] Y + B (Ha - Haᴴ)/2 Y, are bounded together in the
+        # 2-norm: Y has orthonormal columns, so the bound only adds up.
+        skew = (Ha - Ha.conj().T) / 2
+        self.sigma = (max(self.sigma, float(hx.max(self.rho[nlock:j], initial=0.0)))
+                      + float(hx.linalg.norm(skew @ Y, 2)) + self.eps * j)
+        rho = hx.zeros_like(self.rho)
+        rho[nlock:nlock + p] = self.sigma
+        rho[nlock + p:new_size] = self.rho[j:size]
+        self.rho = rho
+        self.omega = hx.eye(self.omega.shape[0], dtype=self.omega.dtype)
+        self.omega[:new_size, :new_size] = rotated
+        hx.fill_diagonal(self.omega, 1.0)
 
 
 def _semi_orthogonality(eps: float, tol: float) -> float:
