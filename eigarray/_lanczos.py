@@ -273,7 +273,10 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                     W, C2, norms = project_out(xp, B, size, W, cplx=cplx)
                     C = C + C2
             else:
-                W, C, norms = project_out(xp, B, size, W, cplx=cplx, skip_below=skip)
+                # Measured; with estimates kept, every projection is subtracted
+                # so that the new rows are orthogonal to working precision.
+                W, C, norms = project_out(xp, B, size, W, cplx=cplx,
+                                          skip_below=0.0 if pro is not None else skip)
             Ctot += C
             # ||A v||: its coefficients on the basis and what is left of it.
             anorm = max(anorm, float(hx.sqrt(hx.max(
@@ -683,8 +686,8 @@ def _keep_policy(keep: Any) -> Callable[[int, int], int]:
 # few eps) could never skip a projection.
 _PRO_MIN_LEVEL = 1000.0
 
-# Rounding term of an estimate, in units of eps times the norms involved
-# (a deterministic bound, added in the direction of the estimate's sign).
+# Rounding term of an estimate, in units of eps times the norms involved,
+# added in the direction of the estimate's value.
 _PRO_NOISE = 4.0
 
 # A bound on the projections (not a measurement) is compared with the
@@ -706,10 +709,11 @@ class _Orthogonality:
     at a restart also carries the part of ``H`` that symmetrising it
     dropped (a semi-orthogonal basis makes ``H`` slightly non-Hermitian);
     ``rho`` bounds that per row, through one 2-norm bound ``sigma`` for all
-    the Ritz vectors kept, which restarts only add to.  The estimates are
-    widened by these bounds, so that they stay above the true inner
-    products; a block whose estimate exceeds the semi-orthogonality level is
-    orthogonalised against the whole basis.
+    the Ritz vectors kept, which restarts only add to.  Each estimate is
+    widened by these bounds in the direction of its own value (as PROPACK
+    widens its ω estimates by a rounding term of their sign), so that it
+    stays above the true inner product; a block whose estimate exceeds the
+    semi-orthogonality level is orthogonalised against the whole basis.
     Locked rows are not tracked: they are projected out of every block.
     """
 
@@ -722,13 +726,15 @@ class _Orthogonality:
 
     def estimate(self, H: Any, C: Any, j: int, size: int, nlock: int, anorm: float,
                  cplx: bool) -> Any:
-        """Bounds on the inner products of rows ``B[:j]`` with the new block (``(j, r)``)."""
+        """Estimated inner products of rows ``B[:j]`` with the new block (``(j, r)``)."""
         hx = ns.numpy_namespace()
         Om = self.omega
         Hk = H[:size, :j]
         E = (Hk.conj().T if cplx else Hk.T) @ Om[:size, j:size] - Om[:j, :size] @ C
         noise = _PRO_NOISE * self.eps * (anorm + hx.sum(hx.abs(C), axis=0))
-        E = E + hx.where(hx.real(E) < 0, -1.0, 1.0) * (noise[None, :] + self.rho[:j, None])
+        size_ = hx.abs(E)
+        direction = hx.where(size_ > 0, E / hx.where(size_ > 0, size_, 1.0), 1.0)
+        E = E + direction * (noise[None, :] + self.rho[:j, None])
         E[:nlock, :] = 0.0
         return E
 
