@@ -69,10 +69,13 @@ def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: An
         # and the result's columns contiguous too: no copy either way.
         Yt = np.empty((X.shape[1], n_rows), dtype=dtype)
         nb = _num_threads(data.shape[0])
-        if X.shape[1] == 2 and nb == 1:
+        if X.shape[1] == 2:
             # A block of two (Lanczos' default): the matrix read once for both.
-            kernels.matvec2_rows(indptr, indices, data, X[:, 0], X[:, 1], Yt[0], Yt[1],
-                                 0, n_rows)
+            if nb == 1:
+                kernels.matvec2_rows(indptr, indices, data, X[:, 0], X[:, 1], Yt[0], Yt[1],
+                                     0, n_rows)
+            else:
+                kernels.csr_matvec2(indptr, indices, data, X[:, 0], X[:, 1], Yt[0], Yt[1], nb)
             return Yt.T
         for c in range(X.shape[1]):
             if nb == 1:

@@ -92,3 +92,12 @@ def csr_matmat(indptr, indices, data, X, Y, nb):
     for b in prange(nb):
         matmat_rows(indptr, indices, data, X, Y,
                      _row_split(indptr, nb, b), _row_split(indptr, nb, b + 1))
+
+
+@njit(parallel=True, cache=True)
+def csr_matvec2(indptr, indices, data, X0, X1, Y0, Y1, nb):
+    """``Y0 = A @ X0`` and ``Y1 = A @ X1``, reading ``A`` once, ``nb`` row blocks."""
+    for b in prange(nb):
+        matvec2_rows(indptr, indices, data, X0, X1, Y0, Y1,
+                     _row_split(indptr, nb, b), _row_split(indptr, nb, b + 1))
+
