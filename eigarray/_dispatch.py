@@ -281,3 +281,46 @@ def gram(xp: Any, Z: Any) -> Any:
     """
     G = xp.conj(Z).T @ Z if xp.isdtype(Z.dtype, "complex floating") else Z.T @ Z
     return (G + xp.conj(G).T) / 2 if xp.isdtype(Z.dtype, "complex floating") else (G + G.T) / 2
+
+
+# Blocks of up to this many rows are multiplied one row at a time (see
+# eigarray._linalg.thin_product).
+_THIN_ROWS = 4
+
+
+class RowWork:
+    """Scratch rows for updating a NumPy block of rows in place.
+
+    ``W - K @ Bs`` with a fresh result costs more than the product on large
+    rows: a new array of the block's size per update, whose pages the
+    allocator hands back to the system and faults in again the next time
+    (measured 5.9 ms instead of 0.5 ms for two rows of 490,000 entries).
+    :meth:`sub` forms the product into rows kept for the whole iteration
+    and subtracts it in place.
+    """
+
+    def __init__(self, rows: int, n: int, dtype: Any):
+        self.tmp = np.empty((rows, n), dtype=dtype)
+
+    @staticmethod
+    def of(B: Any, rows: int) -> RowWork | None:
+        """Scratch for blocks of up to ``rows`` rows of the NumPy basis ``B`` (else None)."""
+        return RowWork(rows, B.shape[1], B.dtype) if type(B).__module__ == "numpy" else None
+
+    def sub(self, W: Any, K: Any, Bs: Any) -> Any:
+        """``W -= K @ Bs`` in place (``K`` is ``(rows of W, rows of Bs)``); returns ``W``."""
+        t = self.tmp[:W.shape[0]]
+        if W.shape[0] > _THIN_ROWS:
+            np.matmul(K, Bs, out=t)
+        else:
+            for c in range(W.shape[0]):
+                np.matmul(K[c], Bs, out=t[c])
+        W -= t
+        return W
+
+    def axpy(self, w: Any, d: Any, q: Any) -> Any:
+        """``w -= d * q`` in place for one row ``w``; returns ``w``."""
+        t = self.tmp[0]
+        np.multiply(q, d, out=t)
+        w -= t
+        return w

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 from . import _namespace as ns
 from . import _validate as val
 from ._linalg import (
+    RowWork,
     cholesky_qr,
     combine_rows,
     orthonormalize_rows,
@@ -212,6 +213,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     matvec0 = op.n_matvec
 
     B = xp.zeros((m + b, n), dtype=dtype, device=op.device)
+    work = RowWork.of(B, b)
     H = hx.zeros((m + b, m), dtype=host_dtype)
     V0 = xp.stack([v0 if (i == 0 and v0 is not None) else
                    random_vector(xp, n, dtype, rng, op.device) for i in range(b)], axis=0)
@@ -243,6 +245,11 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             r = min(size - j, m - j)
             V = B[j:j + r, ...]
             W = op.matmat(V.T).T if r > 1 else op.matvec(V[0, ...])[None, :]
+            if work is not None:
+                # NumPy: the product is orthonormalised in place in the rows
+                # it will occupy (the operator's array is left as it is).
+                B[size:size + r, ...] = W
+                W = B[size:size + r, ...]
             # Local step first: the coefficients of A V on the rows processed
             # before it are known by symmetry (conj(H[j:j+r, :j])), those on V
             # itself are a small product.  What is left for the Gram-Schmidt
@@ -254,10 +261,11 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             Ctot = hx.zeros((size, r), dtype=host_dtype)
             if lo < j:
                 K = hx.conj(known[:, lo:j]) if cplx else known[:, lo:j]
-                W = W - _to_device(xp, K, dtype, B) @ B[lo:j, ...]
+                Kd = _to_device(xp, K, dtype, B)
+                W = work.sub(W, Kd, B[lo:j, ...]) if work is not None else W - Kd @ B[lo:j, ...]
                 Ctot[lo:j, :] = K.T
             D = thin_product(xp, V, W, cplx)
-            W = W - D.T @ V
+            W = work.sub(W, D.T, V) if work is not None else W - D.T @ V
             Ctot[j:j + r, :] += ns.to_host_numpy(D)
             E = None
             if pro is not None and r == size - j:
@@ -265,28 +273,31 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 # active processed rows are estimated, not measured; the
                 # locked rows, whose recurrence is not tracked, are projected.
                 E = pro.estimate(H, Ctot, j, size, nlock, anorm, cplx)
-                W, Cl, norms = project_out(xp, B, nlock, W, cplx=cplx)
+                W, Cl, norms = project_out(xp, B, nlock, W, cplx=cplx, work=work)
                 C = hx.zeros((size, r), dtype=host_dtype)
                 C[:nlock, :] = Cl
                 if j and not bool(hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms)):
                     E = None
-                    W, C2, norms = project_out(xp, B, size, W, cplx=cplx)
+                    W, C2, norms = project_out(xp, B, size, W, cplx=cplx, work=work)
                     C = C + C2
             else:
                 # Measured; with estimates kept, every projection is subtracted
                 # so that the new rows are orthogonal to working precision.
                 W, C, norms = project_out(xp, B, size, W, cplx=cplx,
-                                          skip_below=0.0 if pro is not None else skip)
+                                          skip_below=0.0 if pro is not None else skip,
+                                          work=work)
             Ctot += C
             # ||A v||: its coefficients on the basis and what is left of it.
             anorm = max(anorm, float(hx.sqrt(hx.max(
                 hx.sum(hx.abs(Ctot) ** 2, axis=0) + norms ** 2))))
             Ctot[:nlock, :] = 0.0                     # locked pairs are deflated
             Q, R, lost = orthonormalize_rows(xp, B, size, W, norms, cplx=cplx,
-                                             breakdown=eps * anorm * math.sqrt(n), rng=rng)
+                                             breakdown=eps * anorm * math.sqrt(n), rng=rng,
+                                             work=work)
             H[:size, j:j + r] = Ctot
             H[size:size + r, j:j + r] = R
-            B = set_rows(B, slice(size, size + r), Q)
+            if work is None:
+                B = set_rows(B, slice(size, size + r), Q)
             if pro is not None:
                 pro.record(E, R, j, size)
             j += r

@@ -19,6 +19,7 @@ from typing import Any
 import array_api_extra as xpx
 
 from . import _namespace as ns
+from ._dispatch import _THIN_ROWS, RowWork
 
 __all__ = [
     "set_rows",
@@ -52,7 +53,7 @@ def set_rows(B: Any, idx: Any, values: Any) -> Any:
 # matrix-matrix product at a cost that dwarfs the product itself (OpenBLAS:
 # four times slower than two gemv for 2 rows), and the basis block is read
 # from cache the second time.
-_THIN = 4
+_THIN = _THIN_ROWS
 
 
 def thin_product(xp: Any, Bs: Any, W: Any, cplx: bool) -> Any:
@@ -75,7 +76,7 @@ def row_norms(xp: Any, W: Any) -> Any:
 
 def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
                 norms_before: Any = None,
-                skip_below: float = 0.0) -> tuple[Any, Any, Any]:
+                skip_below: float = 0.0, work: RowWork | None = None) -> tuple[Any, Any, Any]:
     """Orthogonalise the rows of ``W`` against the rows ``B[:size]``.
 
     Classical Gram-Schmidt as two matrix products per pass (``C = B Wᴴ``,
@@ -95,6 +96,8 @@ def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
         times its row's norm, ``W`` is returned as it is (with zero
         coefficients): the rows are already orthogonal to the basis to that
         level, and the pass that would subtract the projection is saved.
+    work : RowWork, optional
+        Update the NumPy array ``W`` in place through these scratch rows.
 
     Returns
     -------
@@ -126,8 +129,11 @@ def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
         if it == 0 and skip_below > 0.0 and bool(
                 hx.all(hx.max(hx.abs(Ch), axis=0) <= skip_below * norms_before)):
             break
-        W = W - (Cd.T @ Bs if W.shape[0] > _THIN else
-                 xp.stack([Cd[:, c] @ Bs for c in range(W.shape[0])], axis=0))
+        if work is not None:
+            W = work.sub(W, Cd.T, Bs)
+        else:
+            W = W - (Cd.T @ Bs if W.shape[0] > _THIN else
+                     xp.stack([Cd[:, c] @ Bs for c in range(W.shape[0])], axis=0))
         C += Ch
         norms_before, norms = norms, row_norms(xp, W)
         if bool(hx.all(norms >= _DGKS * norms_before)):
@@ -136,7 +142,8 @@ def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
 
 
 def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx: bool,
-                        breakdown: float, rng: Any) -> tuple[Any, Any, Any]:
+                        breakdown: float, rng: Any,
+                        work: RowWork | None = None) -> tuple[Any, Any, Any]:
     """Orthonormalise the rows of ``W`` (already orthogonal to ``B[:size]``).
 
     ``W = Rᵀ Q`` row by row (Gram-Schmidt, repeated under the DGKS test) with
@@ -148,7 +155,8 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
     vector orthogonal to the basis and to the rows before it, with a zero
     diagonal entry in ``R``.  Returns ``Q``, ``R`` (host) and the number of
     rows that could not be replaced because the basis already spans the space
-    (those rows of ``Q`` are zero).
+    (those rows of ``Q`` are zero).  With ``work`` (a NumPy ``W``), ``W`` is
+    orthonormalised in place and returned as ``Q``.
     """
     hx = ns.numpy_namespace()
     b = W.shape[0]
@@ -166,18 +174,22 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
                 # errors of earlier projections, which were small only
                 # relative to the row's norm; orthogonalise it against the
                 # basis again (the coefficients, O(eps ||w||), stay out of R).
-                w = project_out(xp, B, size, w[None, :], cplx=cplx)[0][0, ...]
+                w = project_out(xp, B, size, w[None, :], cplx=cplx, work=work)[0][0, ...]
                 before = nw
             for i, q in enumerate(rows):
                 d = xp.vecdot(q, w)
-                w = w - d * q
+                w = work.axpy(w, d, q) if work is not None else w - d * q
                 R[i, c] += complex(d) if cplx else float(d)
             nw = float(xp.linalg.vector_norm(w))
             if nw >= _DGKS * before or nw <= breakdown:
                 break
         if nw > breakdown:
             R[c, c] = nw
-            rows.append(w / nw)
+            if work is not None:
+                w /= nw
+                rows.append(w)
+            else:
+                rows.append(w / nw)
             continue
         q = None
         if size + len(rows) < n:
@@ -202,8 +214,11 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
         if q is None:
             lost += 1
             q = xp.zeros_like(w)
+        if work is not None:
+            W[c, ...] = q
+            q = W[c, ...]
         rows.append(q)
-    return xp.stack(rows, axis=0), R, lost
+    return (W if work is not None else xp.stack(rows, axis=0)), R, lost
 
 
 def combine_rows(xp: Any, B: Any, Y: Any, *, start: int, stop: int, chunk: int = 8192) -> Any:
