@@ -345,19 +345,30 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         fw = size - j
 
         # 4. Thick restart: Ritz vectors, then the frontier rows, at the front.
-        Y = ns.from_host_numpy(hx.asarray(S[:, sel], dtype=host_dtype), xp, like=B)
+        n_new = len(new_lock)
+        Ysel = hx.asarray(S[:, sel], dtype=host_dtype)
+        Tk = None
+        if pro is not None:
+            # A semi-orthogonal basis leaves Ha slightly non-Hermitian; the
+            # kept vectors then span Ha's own invariant subspace, so that the
+            # restarted relation stays exact (see _Orthogonality.restart).
+            Ysel, Tk, err = _kept_subspace(Ha, theta, S, new_lock, kept)
+            pro.restart(Ysel, err, nlock, j, size)
+        Gk = H[j:size, nlock:j] @ Ysel[:, n_new:]
+        Y = ns.from_host_numpy(Ysel, xp, like=B)
         Y = xp.astype(Y, dtype) if Y.dtype != dtype else Y
         B = combine_rows(xp, B, Y, start=nlock, stop=j)
         for r_ in range(fw):                          # moves rows forward only
             B = set_rows(B, nlock + p + r_, B[j + r_, ...])
-        if pro is not None:
-            pro.restart(Ha, hx.asarray(S[:, sel], dtype=host_dtype), nlock, j, size)
         H[nlock:, :] = 0.0
-        for r_, i in enumerate(sel):
+        for r_, i in enumerate(new_lock):
             H[nlock + r_, nlock + r_] = theta[i]
-        n_new = len(new_lock)
-        for r_, i in enumerate(kept):
-            H[nlock + p:nlock + p + fw, nlock + n_new + r_] = G[:, i]
+        if Tk is None:
+            for r_, i in enumerate(kept):
+                H[nlock + n_new + r_, nlock + n_new + r_] = theta[i]
+        else:
+            H[nlock + n_new:nlock + p, nlock + n_new:nlock + p] = Tk
+        H[nlock + p:nlock + p + fw, nlock + n_new:nlock + p] = Gk
         locked_theta += [float(theta[i]) for i in new_lock]
         locked_est += [float(est[i]) for i in new_lock]
         nlock += n_new
@@ -716,11 +727,11 @@ class _Orthogonality:
     ``W = A B[j:size] - Σ_i C[i] b_i`` therefore has
     ``b_kᴴ W = Σ_l conj(H[l, k]) Ω[l, j:size] - Ω[k, :] C + e_kᴴ B[j:size]``
     with ``Ω`` the Gram matrix of the basis.  ``|e_k|`` is a few eps times
-    the norms involved for a row made by a Lanczos step; a Ritz vector kept
-    at a restart also carries the part of ``H`` that symmetrising it
-    dropped (a semi-orthogonal basis makes ``H`` slightly non-Hermitian);
-    ``rho`` bounds that per row, through one 2-norm bound ``sigma`` for all
-    the Ritz vectors kept, which restarts only add to.  Each estimate is
+    the norms involved for a row made by a Lanczos step; a vector kept at a
+    restart also carries what the restart's small eigenproblem left of its
+    relation (:func:`_kept_subspace`); ``rho`` bounds that per row, through
+    one 2-norm bound ``sigma`` for all the vectors kept, which restarts only
+    add to.  Each estimate is
     widened by these bounds in the direction of its own value (as PROPACK
     widens its ω estimates by a rounding term of their sign), so that it
     stays above the true inner product; a block whose estimate exceeds the
@@ -766,13 +777,13 @@ class _Orthogonality:
         Om[new, :size] = Om[:size, new].conj().T
         Om[new, new] = hx.eye(r)
 
-    def restart(self, Ha: Any, Y: Any, nlock: int, j: int, size: int) -> None:
+    def restart(self, Y: Any, err: float, nlock: int, j: int, size: int) -> None:
         """Carry the estimates through a thick restart.
 
-        The new rows are the locked rows, the Ritz vectors ``B[nlock:j]ᵀ Y``
+        The new rows are the locked rows, the kept vectors ``B[nlock:j]ᵀ Y``
         and the frontier ``B[j:size]``: ``Ω`` becomes ``Tᴴ Ω T`` for the
         matrix ``T`` of that change of rows, and the bound ``sigma`` on the
-        Ritz vectors' relation errors gains ``||(Ha - Haᴴ)/2 Y||₂``.
+        kept vectors' relation errors gains ``err``.
         """
         hx = ns.numpy_namespace()
         p = Y.shape[1]
@@ -783,12 +794,11 @@ class _Orthogonality:
         T[nlock:j, nlock:nlock + p] = Y
         T[j:size, nlock + p:] = hx.eye(fw)
         rotated = T.conj().T @ self.omega[:size, :size] @ T
-        # The relation errors of the Ritz vectors, columns of
-        # [e_nlock .. e_j] Y + B (Ha - Haᴴ)/2 Y, are bounded together in the
+        # The relation errors of the kept vectors, the columns of
+        # [e_nlock .. e_j] Y plus the new ones, are bounded together in the
         # 2-norm: Y has orthonormal columns, so the bound only adds up.
-        skew = (Ha - Ha.conj().T) / 2
         self.sigma = (max(self.sigma, float(hx.max(self.rho[nlock:j], initial=0.0)))
-                      + float(hx.linalg.norm(skew @ Y, 2)) + self.eps * j)
+                      + err + self.eps * j)
         rho = hx.zeros_like(self.rho)
         rho[nlock:nlock + p] = self.sigma
         rho[nlock + p:new_size] = self.rho[j:size]
@@ -796,6 +806,57 @@ class _Orthogonality:
         self.omega = hx.eye(self.omega.shape[0], dtype=self.omega.dtype)
         self.omega[:new_size, :new_size] = rotated
         hx.fill_diagonal(self.omega, 1.0)
+
+
+def _kept_subspace(Ha: Any, theta: Any, S: Any, new_lock: list, kept: list
+                   ) -> tuple[Any, Any, float]:
+    """Basis ``[S_lock, Y_kept]`` for a restart that keeps the Lanczos relation exact.
+
+    ``Ha`` (the active projected matrix) is Hermitian only up to the
+    non-orthogonality of a semi-orthogonal basis.  Keeping its Hermitian
+    part's eigenvectors ``S`` leaves each kept vector's relation
+    ``A y = Σ H y + f g`` wrong by ``B (Ha - Haᴴ)/2 s``, a combination of
+    basis vectors the restart discards, which every later estimate must then
+    carry.  Krylov-Schur's remedy: keep an orthonormal basis ``Y_kept`` of
+    ``Ha``'s own invariant subspace for the kept eigenvalues (its
+    eigenvectors, orthonormalised against the locked ones), whose projected
+    block ``T = Y_keptᴴ Ha Y_kept`` is then exact and full.  Returns the
+    basis, ``T`` and the 2-norm of the relation error left; the Hermitian
+    part's eigenvectors (``T`` None) when they leave the smaller error (or
+    when a kept eigenvalue is complex).
+    """
+    hx = ns.numpy_namespace()
+    sel = new_lock + kept
+    Ysym = S[:, sel]
+
+    def error(Y: Any, Yk: Any) -> float:
+        if Yk.shape[1] == 0:
+            return 0.0
+        R = Ha @ Yk
+        return float(hx.linalg.norm(R - Y @ (Y.conj().T @ R), 2))
+
+    n_new = len(new_lock)
+    sym_err = error(Ysym, Ysym[:, n_new:])
+    if not kept or sym_err == 0.0:
+        return Ysym, None, sym_err
+    w, V = hx.linalg.eig(Ha)                   # complex arrays, as the Array API has it
+    # Match eigenvalues by rank: Ha's are within ||Ha - Haᴴ|| of theta.
+    by_rank = hx.empty(len(theta), dtype=hx.int64)
+    by_rank[hx.argsort(theta, stable=True)] = hx.argsort(hx.real(w), stable=True)
+    cols = by_rank[kept]
+    Vk = V[:, cols]
+    if not hx.iscomplexobj(Ha):
+        if bool(hx.any(hx.imag(w[cols]) != 0)):      # a complex pair: no real subspace here
+            return Ysym, None, sym_err
+        Vk = hx.real(Vk)
+    Sl = S[:, new_lock]
+    Vk = Vk - Sl @ (Sl.conj().T @ Vk)
+    Yk, _ = hx.linalg.qr(Vk)
+    Y = hx.concat([Sl.astype(Ha.dtype), Yk], axis=1)
+    inv_err = error(Y, Yk)
+    if not inv_err < sym_err:
+        return Ysym, None, sym_err
+    return Y, Yk.conj().T @ Ha @ Yk, inv_err
 
 
 def _semi_orthogonality(eps: float, tol: float) -> float:

@@ -92,14 +92,24 @@ def test_relaxed_tol_semi_orthogonal_basis(dtype, monkeypatch):
             blocks[-1] = None
         return project_out(xp, B, size, W, **kwargs)
 
+    invariant = []
+    kept_subspace = _lanczos._kept_subspace
+
+    def recording_kept_subspace(*args):
+        Y, T, err = kept_subspace(*args)
+        invariant.append(T is not None)
+        return Y, T, err
+
     monkeypatch.setattr(_lanczos._Orthogonality, "estimate", recording_estimate)
     monkeypatch.setattr(_lanczos, "project_out", checking_project_out)
+    monkeypatch.setattr(_lanczos, "_kept_subspace", recording_kept_subspace)
     tol = 1e-8
     res = eigarray.eigsh(A, k=k, which="LA", tol=tol, rng=0)
     assert res.info.all_converged
     assert len(whole) < 0.7 * len(blocks)            # most blocks skipped the projection
     assert len(ratios) > 0.5 * len(blocks)
     assert max(ratios) <= 1.0                        # every estimate bounds the truth
+    assert any(invariant)                            # Krylov-Schur restarts were taken
     np.testing.assert_allclose(res.eigenvalues, exact[-k:], rtol=100 * np.finfo(float).eps)
     assert testing.orthogonality_ratio(res.eigenvectors) < testing.THRESHOLD
     assert np.max(res.info.residual_norms) <= 2 * tol * exact[-1]
