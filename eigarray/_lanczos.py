@@ -21,7 +21,10 @@ semi-orthogonal (Simon 1984): projections below ``min(tol, sqrt(eps)) / 10``
 are left in place.  Well above machine precision they are not even measured
 (partial reorthogonalisation): bounds on them are carried from step to step
 by an ω-recurrence (:class:`_Orthogonality`), and only a block whose bound
-passes ``min(tol, sqrt(eps))`` is projected on the whole basis.  A last Rayleigh-Ritz
+passes ``min(tol, sqrt(eps))`` is projected on the whole basis; a restart
+then keeps a basis of the projected matrix's own invariant subspace
+(Krylov-Schur) rather than Ritz vectors, so that the relation the estimates
+rest on stays exact (:func:`_kept_subspace`).  A last Rayleigh-Ritz
 step on the returned vectors makes them orthonormal to working precision.
 
 Storage: the basis is the rows of an ``(ncv + block_size, n)`` array in the
