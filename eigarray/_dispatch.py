@@ -283,8 +283,11 @@ def gram(xp: Any, Z: Any) -> Any:
     return (G + xp.conj(G).T) / 2 if xp.isdtype(Z.dtype, "complex floating") else (G + G.T) / 2
 
 
-# Blocks of up to this many rows are multiplied one row at a time (see
-# eigarray._linalg.thin_product).
+# Up to this many rows, products with a block of rows run as one
+# matrix-vector product per row: BLAS libraries pack thin operands for a
+# matrix-matrix product at a cost that dwarfs the product itself (OpenBLAS:
+# four times slower than two gemv for 2 rows), and the basis block is read
+# from cache the second time.
 _THIN_ROWS = 4
 
 

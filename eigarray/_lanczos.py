@@ -354,7 +354,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         if pro is not None:
             # A semi-orthogonal basis leaves Ha slightly non-Hermitian; the
             # kept vectors then span Ha's own invariant subspace, so that the
-            # restarted relation stays exact (see _Orthogonality.restart).
+            # restarted relation stays exact (see _kept_subspace).
             Ysel, Tk, err = _kept_subspace(Ha, theta, S, new_lock, kept)
             pro.restart(Ysel, err, nlock, j, size)
         Gk = H[j:size, nlock:j] @ Ysel[:, n_new:]
@@ -734,11 +734,11 @@ class _Orthogonality:
     restart also carries what the restart's small eigenproblem left of its
     relation (:func:`_kept_subspace`); ``rho`` bounds that per row, through
     one 2-norm bound ``sigma`` for all the vectors kept, which restarts only
-    add to.  Each estimate is
-    widened by these bounds in the direction of its own value (as PROPACK
-    widens its ω estimates by a rounding term of their sign), so that it
-    stays above the true inner product; a block whose estimate exceeds the
-    semi-orthogonality level is orthogonalised against the whole basis.
+    add to.  Each estimate is widened by these bounds in the direction of
+    its own value (as PROPACK widens its ω estimates by a rounding term of
+    their sign), so that it stays above the true inner product; a block
+    whose estimate exceeds the semi-orthogonality level is orthogonalised
+    against the whole basis.
     Locked rows are not tracked: they are projected out of every block.
     """
 
@@ -856,7 +856,8 @@ def _kept_subspace(Ha: Any, theta: Any, S: Any, new_lock: list, kept: list
     # First order: Ha's invariant subspace is span(S_k + S_o X) with
     # X = (S_oᴴ Ha S_k) / (θ_k - θ_o), valid while X is small (no kept
     # value close to a discarded one); otherwise Ha's eigenvectors.
-    others = [i for i in range(len(theta)) if i not in set(kept)]
+    kept_set = set(kept)
+    others = [i for i in range(len(theta)) if i not in kept_set]
     Sk, So = S[:, kept], S[:, others]
     gaps = theta[kept][None, :] - theta[others][:, None]
     M = So.conj().T @ Ha @ Sk

@@ -48,11 +48,8 @@ def set_rows(B: Any, idx: Any, values: Any) -> Any:
     return xpx.at(B, (idx, ...)).set(values)
 
 
-# Up to this many rows, products with a block of rows run as one
-# matrix-vector product per row: BLAS libraries pack thin operands for a
-# matrix-matrix product at a cost that dwarfs the product itself (OpenBLAS:
-# four times slower than two gemv for 2 rows), and the basis block is read
-# from cache the second time.
+# Blocks of up to this many rows are multiplied one row at a time (see
+# eigarray._dispatch._THIN_ROWS for why).
 _THIN = _THIN_ROWS
 
 
