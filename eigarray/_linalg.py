@@ -218,7 +218,7 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
     return (W if work is not None else xp.stack(rows, axis=0)), R, lost
 
 
-def combine_rows(xp: Any, B: Any, Y: Any, *, start: int, stop: int, chunk: int = 8192) -> Any:
+def combine_rows(xp: Any, B: Any, Y: Any, *, start: int, stop: int, chunk: int = 4096) -> Any:
     """Replace ``B[start:start+p]`` by ``Yᵀ B[start:stop]`` (``Y`` is ``(stop-start, p)``).
 
     For namespaces with in-place writes the product runs over column chunks of

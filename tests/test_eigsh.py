@@ -452,6 +452,26 @@ def test_lanczos_block_sizes(block_size, dtype, rng):
         eigarray.lanczos(A, 5, ncv=20, block_size=16)
 
 
+def test_default_basis_grows_with_the_block():
+    # A block of b vectors gets 40 more basis rows per vector beyond the
+    # first, up to n; the callback sees the basis through its matvec counts.
+    from eigarray._lanczos import default_ncv
+
+    assert default_ncv(10, 10_000, 1) == 80
+    assert default_ncv(10, 10_000) == default_ncv(10, 10_000, 2) == 120
+    assert default_ncv(40, 10_000, 3) == 200
+    assert default_ncv(10, 100, 2) == 100
+    A, exact = testing.laplacian_2d(30, 30)
+    counts = {}
+    for b in (1, 2):
+        seen = []
+        eigarray.lanczos(A, 4, block_size=b, tol=1e-8, rng=0, callback=seen.append)
+        counts[b] = seen[0].n_matvec                # products of the first cycle
+    assert counts == {1: 74, 2: 114}                 # k + 70, k + 70 + 40
+    with pytest.raises(ValueError, match="`block_size` must be an integer with 1 <= block_size"):
+        eigarray.lanczos(A, 4, block_size=900)
+
+
 def test_block_of_two_finds_both_copies_where_one_vector_cannot():
     # Square grid: top eigenvalues double.  A single Krylov sequence converges
     # to a wrong set at this tolerance (as ARPACK does); the default block
