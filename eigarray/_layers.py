@@ -694,10 +694,14 @@ class EigenLayer(_Estimator):
         else:
             op = aslinearoperator(_CovarianceOperator(X, mean, xp), xp=xp, dtype=X.dtype,
                                   name="X")
-            # A single-vector block when the basis would span the whole space:
-            # the block Lanczos stops one row short there for odd d (reported).
-            block = 1 if default_ncv(k, d) >= d else None
-            w, W = lanczos(op, k, which="LA", tol=self.tol, rng=rng, block_size=block)
+            # The block Lanczos stops one row short of a basis spanning the
+            # whole space for odd d (reported): a smaller basis for the block
+            # of two, or a single vector when even that would span it.
+            block, ncv = None, None
+            if default_ncv(k, d) >= d:
+                ncv = default_ncv(k, d, 1)
+                block = 1 if ncv >= d else None
+            w, W = lanczos(op, k, which="LA", tol=self.tol, rng=rng, block_size=block, ncv=ncv)
             ev = xp.flip(xp.clip(w, min=0.0), axis=0)
             V = xp.flip(W, axis=1).T
             S = xp.sqrt(ev * (m - 1))
