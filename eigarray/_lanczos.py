@@ -21,7 +21,9 @@ semi-orthogonal (Simon 1984): projections below ``min(tol, sqrt(eps)) / 10``
 are left in place.  Well above machine precision they are not even measured
 (partial reorthogonalisation): bounds on them are carried from step to step
 by an ω-recurrence (:class:`_Orthogonality`), and only a block whose bound
-passes ``min(tol, sqrt(eps))`` is projected on the whole basis; a restart
+passes ``min(tol, sqrt(eps))`` is projected on the whole basis, with the
+block after it (Simon's rule: its bound, made from this one, would pass
+too); a restart
 then keeps a basis of the projected matrix's own invariant subspace
 (Krylov-Schur) rather than Ritz vectors, so that the relation the estimates
 rest on stays exact (:func:`_kept_subspace`).  A last Rayleigh-Ritz
@@ -242,6 +244,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     pro = (_Orthogonality(m + b, host_dtype, eps) if skip >= _PRO_MIN_LEVEL * eps
            else None)
     pro_level = _PRO_FACTOR * skip       # bounds, not measurements: no margin
+    project_next = False                 # the block after a projected one is projected too
 
     locked_theta: list[float] = []   # values of the locked pairs, rows 0..nlock-1 of B
     locked_est: list[float] = []
@@ -292,7 +295,11 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 W, Cl, norms = project_out(xp, B, nlock, W, cplx=cplx, work=work)
                 C = hx.zeros((size, r), dtype=host_dtype)
                 C[:nlock, :] = Cl
-                if j and not bool(hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms)):
+                passed = j and not bool(hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms))
+                if passed or project_next:
+                    # Simon's rule: the next block too, or its estimate, made
+                    # from this block's and the previous one's, passes again.
+                    project_next = bool(passed) and not project_next
                     E = None
                     W, C2, norms = project_out(xp, B, size, W, cplx=cplx, work=work)
                     C = C + C2

@@ -83,7 +83,7 @@ def test_relaxed_tol_semi_orthogonal_basis(dtype, monkeypatch):
 
     def checking_project_out(xp, B, size, W, **kwargs):
         if size > k:
-            whole.append(size)
+            whole.append(len(blocks))                # the block it serves
         elif blocks and blocks[-1] is not None:     # the locked rows of an estimated block
             E, j, nlock = blocks[-1]
             true = np.abs(np.conj(B[nlock:j]) @ W.T)
@@ -107,6 +107,16 @@ def test_relaxed_tol_semi_orthogonal_basis(dtype, monkeypatch):
     res = eigarray.eigsh(A, k=k, which="LA", tol=tol, rng=0)
     assert res.info.all_converged
     assert len(whole) < 0.7 * len(blocks)            # most blocks skipped the projection
+    # Simon's rule: a block whose estimate passes the level is projected, and
+    # so is the next one; runs of projected blocks come in pairs.
+    runs, last = [], None
+    for t in sorted(set(whole)):
+        if last is not None and t == last + 1:
+            runs[-1] += 1
+        else:
+            runs.append(1)
+        last = t
+    assert runs and all(r % 2 == 0 for r in runs[:-1])
     assert len(ratios) > 0.5 * len(blocks)
     assert max(ratios) <= 1.0                        # every estimate bounds the truth
     assert any(invariant)                            # Krylov-Schur restarts were taken
