@@ -23,10 +23,9 @@ are left in place.  Well above machine precision they are not even measured
 by an ω-recurrence (:class:`_Orthogonality`), and only a block whose bound
 passes ``min(tol, sqrt(eps))`` is projected on the whole basis, with the
 block after it (Simon's rule: its bound, made from this one, would pass
-too); a restart
-then keeps a basis of the projected matrix's own invariant subspace
-(Krylov-Schur) rather than Ritz vectors, so that the relation the estimates
-rest on stays exact (:func:`_kept_subspace`).  A last Rayleigh-Ritz
+too); a restart then keeps a basis of the projected matrix's own invariant
+subspace (Krylov-Schur) rather than Ritz vectors, so that the relation the
+estimates rest on stays exact (:func:`_kept_subspace`).  A last Rayleigh-Ritz
 step on the returned vectors makes them orthonormal to working precision.
 
 Storage: the basis is the rows of an ``(ncv + block_size, n)`` array in the
@@ -295,11 +294,12 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 W, Cl, norms = project_out(xp, B, nlock, W, cplx=cplx, work=work)
                 C = hx.zeros((size, r), dtype=host_dtype)
                 C[:nlock, :] = Cl
-                passed = j and not bool(hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms))
+                passed = j > 0 and not bool(
+                    hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms))
                 if passed or project_next:
                     # Simon's rule: the next block too, or its estimate, made
                     # from this block's and the previous one's, passes again.
-                    project_next = bool(passed) and not project_next
+                    project_next = passed and not project_next
                     E = None
                     W, C2, norms = project_out(xp, B, size, W, cplx=cplx, work=work)
                     C = C + C2
