@@ -177,28 +177,35 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
     return w, (V if want_vectors else None), sweeps, off
 
 
-def batched_eigh_cuda(A: Any, *, tol: float, max_sweeps: int, want_vectors: bool) -> tuple:
-    """Eigen-decompose a CuPy ``(B, n, n)`` stack of full Hermitian matrices.
+def batched_eigh_cuda(A: Any, *, upper: bool, tol: float, max_sweeps: int,
+                      want_vectors: bool) -> tuple | None:
+    """Eigen-decompose a CuPy ``(B, n, n)`` stack from its lower (``upper``) triangle.
 
-    One thread per matrix for small ``n``, one thread block per matrix with a
-    round-robin ordering up to ``jacobi_block.MAX_N``.  Returns ``(w, V,
-    sweeps, off)`` as CuPy arrays, or None when ``n`` is beyond the kernels.
+    Matrices in shared memory up to ``jacobi_warp.MAX_N`` (32), reading ``A``
+    in place; one thread block per matrix on a full Hermitian working copy up
+    to ``jacobi_block.MAX_N`` (128).  ``A`` is never written.  Returns ``(w,
+    V, sweeps, off)`` as CuPy arrays, or None when ``n`` is beyond the kernels.
     """
     import cupy
 
-    from .kernels.cuda import jacobi_block, jacobi_small
+    from .kernels.cuda import jacobi_block, jacobi_warp
 
     Bn, n = A.shape[0], A.shape[-1]
     if n > jacobi_block.MAX_N:
         return None
-    A = cupy.array(A, order="C", copy=True)          # the kernels overwrite it
     real = cupy.finfo(A.dtype).dtype
     w = cupy.empty((Bn, n), dtype=real)
     V = cupy.empty((Bn, n, n), dtype=A.dtype)
     sweeps = cupy.zeros(Bn, dtype=cupy.int32)
     off = cupy.zeros(Bn, dtype=real)
-    kernel = jacobi_small if n <= jacobi_small.MAX_N else jacobi_block
-    kernel.launch(A, w, V, tol, max_sweeps, want_vectors, sweeps, off)
+    if n <= jacobi_warp.MAX_N:
+        jacobi_warp.launch(cupy.ascontiguousarray(A), w, V, tol, max_sweeps, want_vectors,
+                           sweeps, off, upper=upper)
+    else:
+        i = cupy.arange(n)
+        keep = (i[:, None] <= i[None, :]) if upper else (i[:, None] >= i[None, :])
+        work = cupy.ascontiguousarray(cupy.where(keep, A, A.swapaxes(-1, -2).conj()))
+        jacobi_block.launch(work, w, V, tol, max_sweeps, want_vectors, sweeps, off)
     return w, (V if want_vectors else None), sweeps, off
 
 

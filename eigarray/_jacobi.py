@@ -12,9 +12,11 @@ function validates and routes; the work is done by
   lane-interleaved Householder tridiagonalisation + implicit QL kernel up to
   ``TRIDIAGONAL_MAX_N`` (128, normwise accuracy), and a Numba ``prange`` over
   LAPACK ``?syevd`` beyond;
-* CuPy arrays, and torch CUDA tensors through DLPack: numba-cuda kernels (one
-  thread per matrix for ``n <= 4``, one thread block per matrix with a
-  round-robin ordering up to ``n = 128``);
+* CuPy arrays, and torch CUDA tensors through DLPack: numba-cuda kernels with
+  a round-robin ordering (up to ``n = 32`` the matrices stay in shared
+  memory, ``128 / S`` of them per block, ``S >= n`` lanes each, and the input
+  is read in place; up to ``n = 128`` one thread block per matrix rotates a
+  working copy);
 * any other namespace (array-api-strict, ...): the same algorithm written in
   the Array API (:mod:`eigarray._jacobi_reference`); Dask arrays map the NumPy
   kernel over their batch chunks.
@@ -218,9 +220,8 @@ def _solve(A: Any, xp: Any, *, UPLO: str, tol: float, max_sweeps: int,
     gpu = ns.as_cupy_view(A)
     if gpu is not None:
         gxp = ns.array_namespace(gpu)
-        work = gxp.reshape(_hermitian(gxp, gpu, UPLO), flat)
-        out = _dispatch.batched_eigh_cuda(work, tol=tol, max_sweeps=max_sweeps,
-                                          want_vectors=want_vectors)
+        out = _dispatch.batched_eigh_cuda(gxp.reshape(gpu, flat), upper=(UPLO == "U"), tol=tol,
+                                          max_sweeps=max_sweeps, want_vectors=want_vectors)
         if out is not None:
             w, V, sweeps, off = out
             return (ns.from_cupy(w, like=A), ns.from_cupy(V, like=A) if V is not None else None,

@@ -147,6 +147,8 @@ def as_numpy_view(x: Any) -> np.ndarray | None:
     """
     if isinstance(x, np.ndarray):
         return x
+    if is_cupy_array(x):
+        return None
     if is_torch_array(x):
         if x.device.type != "cpu" or x.requires_grad:
             return None

@@ -3,7 +3,7 @@
 * ``eigarray.kernels.cpu.jacobi``: the Numba kernels (and the LAPACK driver);
 * ``eigarray._jacobi_reference``: the Array API reference, with NumPy (through
   array-api-compat) and array-api-strict;
-* ``eigarray.kernels.cuda.jacobi_small`` / ``jacobi_block``: the numba-cuda
+* ``eigarray.kernels.cuda.jacobi_warp`` / ``jacobi_block``: the numba-cuda
   kernels under the CUDA simulator.
 
 Numba reads ``NUMBA_ENABLE_CUDASIM`` when ``numba.cuda`` is first imported, and
@@ -542,17 +542,27 @@ def test_round_robin_covers_every_pair_once():
 
 
 def _cuda_cases():
-    """name -> (kernel, A): small batches, small n (the simulator is slow)."""
+    """name -> (kernel, A): small batches, small n (the simulator is slow).
+
+    ``warp`` cases go to :mod:`jacobi_warp` with NaN in the upper triangle
+    (it must read only the lower one), ``warp_upper`` cases with NaN in the
+    lower triangle; ``block`` cases to :mod:`jacobi_block` as they are.
+    """
     rng = np.random.default_rng(500)
     cases = {}
     for dtype in DTYPES:
         name = np.dtype(dtype).name
-        for n in (1, 2, 3, 4):
-            cases[f"small-{name}-{n}"] = ("small", random_hermitian(rng, 3, n, dtype))
-    cases["small-float64-graded"] = ("small", graded_pd(rng, 3, 4, np.float64)[0])
+        for n in (1, 2, 3, 5):
+            cases[f"warp-{name}-{n}"] = ("warp", random_hermitian(rng, 3, n, dtype))
+    for dtype, n in [(np.float64, 8), (np.float64, 9), (np.complex128, 6)]:
+        cases[f"warp-{np.dtype(dtype).name}-{n}"] = ("warp", random_hermitian(rng, 2, n, dtype))
+    for dtype, n in [(np.float64, 5), (np.complex128, 4)]:
+        cases[f"warp_upper-{np.dtype(dtype).name}-{n}"] = (
+            "warp_upper", random_hermitian(rng, 2, n, dtype))
+    cases["warp-float64-graded"] = ("warp", graded_pd(rng, 3, 4, np.float64)[0])
     special = np.stack([np.zeros((3, 3)), np.diag([3.0, -1.0, 2.0])])  # zero, diagonal
-    cases["small-float64-special"] = ("small", special)
-    cases["small-float64-huge"] = ("small", random_hermitian(rng, 2, 3, np.float64) * 2.0**1000)
+    cases["warp-float64-special"] = ("warp", special)
+    cases["warp-float64-huge"] = ("warp", random_hermitian(rng, 2, 3, np.float64) * 2.0**1000)
     for dtype, n in [(np.float64, 1), (np.float64, 5), (np.float64, 8), (np.complex128, 4),
                      (np.float32, 5), (np.complex64, 3)]:
         cases[f"block-{np.dtype(dtype).name}-{n}"] = ("block", random_hermitian(rng, 2, n, dtype))
@@ -612,41 +622,33 @@ def test_cudasim(name, cudasim_results):
     else:
         check_standard(A, w, V, dtype)
     assert np.all(sweeps >= 0)
+    if kind != "block":  # read in place, never written, one triangle only
+        assert cudasim_results[f"{name}|unchanged"]
     if "huge" in name:  # no norms of A here: they overflow
-        assert np.array_equal(w, cpu_eigh(A)[0])
+        assert np.all(np.isfinite(w))
         return
     if "special" in name:
         assert np.array_equal(sweeps, [0, 0]) and np.array_equal(w[1], [-1.0, 2.0, 3.0])
-    # the same results as the CPU kernel (small: same row-cyclic order, so the
-    # same rotations; block: round-robin order, so compare with the reference)
-    w_tol = np.linalg.norm(_wide(A), axis=(-2, -1))[:, None] * _eps(rdtype) * 4 * A.shape[-1]
-    if kind == "small":
-        w_cpu, V_cpu, sweeps_cpu, _ = cpu_eigh(A)
-        assert np.array_equal(sweeps, sweeps_cpu)
-        if dtype == np.float64:
-            assert np.array_equal(w, w_cpu) and np.array_equal(V, V_cpu)
-        assert np.all(np.abs(w - w_cpu) <= w_tol)
-        assert np.all(np.abs(V - V_cpu) <= 4 * A.shape[-1] * _eps(rdtype))
-    else:
-        import array_api_compat.numpy as xp
+    # both kernels take the reference's round-robin order: the same rotations
+    import array_api_compat.numpy as xp
 
-        w_ref, V_ref, sweeps_ref, _ = ref_eigh(A, xp)
-        assert np.array_equal(sweeps, sweeps_ref)
-        assert np.all(np.abs(w - w_ref) <= w_tol)
-        assert np.all(np.abs(V - V_ref) <= 30 * A.shape[-1] * _eps(rdtype))
-        assert np.all(eigenvalue_ratio(A, w, cpu_eigh(A)[0], rdtype) < THRESHOLD)
+    w_tol = np.linalg.norm(_wide(A), axis=(-2, -1))[:, None] * _eps(rdtype) * 4 * A.shape[-1]
+    w_ref, V_ref, sweeps_ref, _ = ref_eigh(A, xp)
+    assert np.array_equal(sweeps, sweeps_ref)
+    assert np.all(np.abs(w - w_ref) <= w_tol)
+    assert np.all(np.abs(V - V_ref) <= 30 * A.shape[-1] * _eps(rdtype))
+    assert np.all(eigenvalue_ratio(A, w, cpu_eigh(A)[0], rdtype) < THRESHOLD)
 
 
 def _run_cudasim(src: str, dst: str) -> int:
-    """Subprocess entry: launch both CUDA kernels on every case (simulator)."""
+    """Subprocess entry: launch the CUDA kernels on every case (simulator)."""
     try:
         from numba import cuda  # noqa: F401
 
-        from eigarray.kernels.cuda import jacobi_block, jacobi_small
+        from eigarray.kernels.cuda import jacobi_block, jacobi_warp
     except ImportError as exc:  # pragma: no cover - environment without numba.cuda
         print(exc)
         return 3
-    kernels = {"small": jacobi_small, "block": jacobi_block}
     out = {}
     with np.load(src) as cases:
         for key in cases.files:
@@ -658,8 +660,17 @@ def _run_cudasim(src: str, dst: str) -> int:
             V = np.empty((B, n, n), A.dtype)
             sweeps = np.empty(B, np.int32)
             off = np.empty(B, rdtype)
-            kernels[kind].launch(A, w, V, _eps(rdtype), 50, True, sweeps, off)
-            outputs = {"w": w, "V": V, "sweeps": sweeps, "off": off}
+            if kind == "block":
+                jacobi_block.launch(A, w, V, _eps(rdtype), 50, True, sweeps, off)
+                unchanged = False
+            else:
+                upper = kind == "warp_upper"
+                other = np.tril if upper else np.triu
+                A[:, other(np.ones((n, n), bool), -1 if upper else 1)] = np.nan
+                before = A.copy()
+                jacobi_warp.launch(A, w, V, _eps(rdtype), 50, True, sweeps, off, upper=upper)
+                unchanged = np.array_equal(A, before, equal_nan=True)
+            outputs = {"w": w, "V": V, "sweeps": sweeps, "off": off, "unchanged": unchanged}
             out.update({f"{name}|{key}": value for key, value in outputs.items()})
     np.savez(dst, **out)
     return 0

@@ -32,7 +32,9 @@ import math
 import numpy as np
 from numba import cuda, float64, int32, int64
 
+from ._launch import small_grids_allowed
 from .rotation import rotation as _rotation
+from .rotation import round_robin_pair as _pair
 
 __all__ = ["MAX_N", "launch"]
 
@@ -90,14 +92,7 @@ def _jacobi_block(A, w, V, tol, tiny, max_sweeps, want_vectors, sweeps, off, SE)
         for rnd in range(N - 1):
             # 1. rotation parameters, one thread per pair
             for k in range(tid, m, T):
-                if k == 0:
-                    a0 = N - 1
-                    b0 = rnd
-                else:
-                    a0 = (rnd + k) % (N - 1)
-                    b0 = (rnd - k + N - 1) % (N - 1)
-                p = min(a0, b0)
-                q = max(a0, b0)
+                p, q = _pair(rnd, k, N)
                 pp[k] = -1
                 if q < n:
                     a = A[b, p, q]
@@ -217,6 +212,7 @@ def launch(A, w, V, tol, max_sweeps, want_vectors, sweeps, off):
     SE = cuda.device_array((B, (n + 1) // 2), dtype=np.dtype(str(A.dtype)))
     work = max(1, n // 2) * n
     threads = min(256, max(32, 32 * ((work + 31) // 32)))
-    _jacobi_block[B, threads](
-        A, w, V, float(tol), tiny, int(max_sweeps), bool(want_vectors), sweeps, off, SE
-    )
+    with small_grids_allowed():
+        _jacobi_block[B, threads](
+            A, w, V, float(tol), tiny, int(max_sweeps), bool(want_vectors), sweeps, off, SE
+        )
