@@ -141,9 +141,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         lanczos_table(args.problems or None, repeats=args.repeats or 3, torch=not args.no_torch)
         return 0
     if args.what == "jacobi":
-        from eigarray._bench_jacobi import run
+        from eigarray._bench_jacobi import gpu_available, run, run_gpu
 
-        run(repeats=args.repeats or 5)
+        if not args.gpu_only:
+            run(repeats=args.repeats or 5)
+        if gpu_available():
+            run_gpu(repeats=args.repeats or 5)
+        elif args.gpu_only:
+            print("bench jacobi --gpu-only: CuPy finds no GPU", file=sys.stderr)
+            return 1
         return 0
     if args.what == "randomized":
         from eigarray._bench_randomized import run as run_randomized
@@ -184,6 +190,8 @@ def main(argv: Any = None) -> int:
     bench.add_argument("--no-dask", action="store_true", help="bench randomized: skip Dask rows")
     bench.add_argument("--dask-only", action="store_true",
                        help="bench randomized: only the Dask rows")
+    bench.add_argument("--gpu-only", action="store_true",
+                       help="bench jacobi: only the GPU table (CuPy and a CUDA device)")
     args = parser.parse_args(argv)
     return {"info": cmd_info, "demo": cmd_demo, "bench": cmd_bench}[args.command](args)
 

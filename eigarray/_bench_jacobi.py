@@ -23,6 +23,18 @@ matrices, matrices per second (median of ``repeats`` runs, one process) of
 and each one's ratio to numpy.  JIT compilation is done before timing.  A
 result that misses the accuracy standard (scaled residual and orthogonality
 below 30, checked on the first 64 matrices) posts ``wrong`` instead of a time.
+
+When CuPy finds a GPU, :func:`run_gpu` prints the same table for the same
+batches on the device, against :func:`cupy.linalg.eigh` (cuSOLVER) and
+:func:`torch.linalg.eigh` on CUDA tensors sharing the memory:
+
+* ``eigh_batched``: :func:`eigarray.eigh_batched` on the CuPy stack (its
+  validation, working copy and convergence report included);
+* ``kernel``: the numba-cuda kernel alone, outputs allocated in the timing
+  (and, above ``n = 32``, the working copy the block kernel rotates);
+* ``cupy`` and ``torch``: the peers.
+
+Every call ends with a device synchronisation inside the timing.
 """
 
 from __future__ import annotations
@@ -134,6 +146,22 @@ def _impls(dtype, copy: bool = False) -> dict[str, Callable[[np.ndarray], Any]]:
     return impls
 
 
+def _header(names: list[str], peer: str) -> str:
+    line = f"{'dtype':8} {'n':>4} {'batch':>7} " + " ".join(f"{k + '/s':>14}" for k in names)
+    return line + "   " + " ".join(f"{k + '/' + peer:>14}" for k in names if k != peer)
+
+
+def _line(row: dict, names: list[str], peer: str, missing: str) -> str:
+    """One table row: rates, then ratios to ``peer`` (``missing`` for no rate)."""
+    rate = " ".join(f"{row[k]:14.0f}" if row.get(k) else f"{missing:>14}" for k in names)
+    ratio = " ".join(
+        f"{row[k] / row[peer]:14.2f}" if row.get(k) and row.get(peer) else f"{'-':>14}"
+        for k in names
+        if k != peer
+    )
+    return f"{row['dtype']:8} {row['n']:4d} {row['batch']:7d} {rate}   {ratio}"
+
+
 def run(out: Callable[[str], object] = print, repeats: int = 5, copy: bool = False) -> list[dict]:
     """Time every implementation on every case and print the table.
 
@@ -161,9 +189,7 @@ def run(out: Callable[[str], object] = print, repeats: int = 5, copy: bool = Fal
         f"jacobi {'with' if copy else 'without'} a working copy; eigh_batched: Jacobi for "
         f"n <= {jacobi.JACOBI_MAX_N}, tridiagonal for n <= {tridiagonal.TRIDIAGONAL_MAX_N}, "
         "LAPACK-prange above")
-    header = f"{'dtype':8} {'n':>4} {'batch':>7} " + " ".join(f"{k + '/s':>14}" for k in names)
-    header += "   " + " ".join(f"{k + '/np':>14}" for k in names if k != "numpy")
-    out(header)
+    out(_header(names, "numpy"))
     rows = []
     for dtype, B, n in CASES:
         A = _problem(dtype, B, n)
@@ -176,17 +202,119 @@ def run(out: Callable[[str], object] = print, repeats: int = 5, copy: bool = Fal
                 continue
             row[name] = B / median_time(functools.partial(fn, A), repeats)
         rows.append(row)
-        rate = " ".join(
-            f"{row[k]:14.0f}" if row.get(k) else f"{'wrong':>14}" for k in names
-        )
-        ratio = " ".join(
-            f"{row[k] / row['numpy']:14.2f}" if row.get(k) and row.get("numpy") else f"{'-':>14}"
-            for k in names
-            if k != "numpy"
-        )
-        out(f"{row['dtype']:8} {n:4d} {B:7d} {rate}   {ratio}")
+        out(_line(row, names, "numpy", "wrong"))
+    return rows
+
+
+def gpu_available() -> bool:
+    """Whether CuPy imports and sees a CUDA device."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def _gpu_impls(dtype) -> dict[str, Callable[[Any], Any]]:
+    import cupy
+
+    import eigarray
+    from eigarray.kernels.cuda import jacobi_block, jacobi_warp
+
+    rdtype = np.finfo(dtype).dtype
+    tol = float(np.finfo(rdtype).eps)
+    sync = cupy.cuda.Device().synchronize
+
+    def eigh_batched(A):
+        w, V = eigarray.eigh_batched(A)
+        sync()
+        return w, V
+
+    def kernel(A):
+        B, n, _ = A.shape
+        if n > jacobi_block.MAX_N:
+            return None
+        w = cupy.empty((B, n), rdtype)
+        V = cupy.empty((B, n, n), A.dtype)
+        sweeps = cupy.zeros(B, cupy.int32)
+        off = cupy.zeros(B, rdtype)
+        if n <= jacobi_warp.MAX_N:  # reads the stack in place
+            jacobi_warp.launch(A, w, V, tol, MAX_SWEEPS, True, sweeps, off)
+        else:  # rotates a working copy
+            jacobi_block.launch(A.copy(), w, V, tol, MAX_SWEEPS, True, sweeps, off)
+        sync()
+        return w, V
+
+    def cupy_eigh(A):
+        w, V = cupy.linalg.eigh(A)
+        sync()
+        return w, V
+
+    impls: dict[str, Callable[[Any], Any]] = {
+        "eigh_batched": eigh_batched,
+        "kernel": kernel,
+        "cupy": cupy_eigh,
+    }
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return impls
+    except ImportError:
+        return impls
+
+    def torch_eigh(A):
+        w, V = torch.linalg.eigh(torch.from_dlpack(A))
+        torch.cuda.synchronize()
+        return w, V
+
+    impls["torch"] = torch_eigh
+    return impls
+
+
+def run_gpu(out: Callable[[str], object] = print, repeats: int = 5) -> list[dict]:
+    """Time :func:`eigarray.eigh_batched` on CuPy stacks against its GPU peers.
+
+    Same cases, accuracy check and table layout as :func:`run`; ratios are to
+    :func:`cupy.linalg.eigh`.  Needs CuPy and a CUDA device.
+    """
+    import cupy
+    import numba
+
+    from eigarray.kernels.cuda import jacobi_block, jacobi_warp
+
+    props = cupy.cuda.runtime.getDeviceProperties(0)
+    names = list(_gpu_impls(np.float64))
+    out(f"GPU: {props['name'].decode()}; cupy {cupy.__version__}, numba {numba.__version__}; "
+        f"matrices in shared memory for n <= {jacobi_warp.MAX_N}, one block per matrix for "
+        f"n <= {jacobi_block.MAX_N}")
+    out(_header(names, "cupy"))
+    rows = []
+    for dtype, B, n in CASES:
+        A = cupy.asarray(_problem(dtype, B, n))
+        host = cupy.asnumpy(A[:64])
+        row: dict = {"dtype": np.dtype(dtype).name, "n": n, "batch": B}
+        for name, fn in _gpu_impls(dtype).items():
+            try:
+                res = fn(A)  # warm-up (JIT, handles) and accuracy check
+            except Exception as exc:  # a peer's library error: say so, go on
+                out(f"  {name} failed on {B} x {n}x{n} {row['dtype']}: {exc!s:.160}")
+                res = None
+            if res is None:
+                row[name] = None
+                continue
+            w, V = (cupy.asnumpy(cupy.from_dlpack(x[:64])) for x in res)
+            if not _accurate(host, w, V):
+                row[name] = None
+                continue
+            row[name] = B / median_time(functools.partial(fn, A), repeats)
+        rows.append(row)
+        out(_line(row, names, "cupy", "-"))
     return rows
 
 
 if __name__ == "__main__":
     run()
+    if gpu_available():
+        run_gpu()
