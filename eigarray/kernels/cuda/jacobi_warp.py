@@ -21,8 +21,8 @@ matrix never leaves shared memory.
   to the last bit), while the other lanes rotate ``V``'s columns.  No entry
   is read by one lane and written by another within a step.
 * ``n`` is a compile-time constant: one kernel per ``(n, dtype)``, compiled
-  on first use (about a second), with fixed-trip loops and shared arrays of
-  exact size.
+  on first use (not cached on disk), with fixed-trip loops and shared
+  arrays of exact size.
 * Each lane has a fixed number of off-diagonal blocks and ``V`` items per
   round and applies them without a branch (a pair that does not rotate has
   ``c = 1``, ``s e = 0``: an exact identity), so that their loads overlap.
