@@ -145,6 +145,17 @@ def test_cli_bench_rejects_unknown():
     assert out.returncode != 0 and "invalid choice" in out.stderr
 
 
+def test_cli_bench_jacobi_gpu_only_needs_a_gpu():
+    from eigarray._bench_jacobi import gpu_available
+
+    if gpu_available():
+        pytest.skip("a GPU is present: the table would run")
+    out = subprocess.run([sys.executable, "-m", "eigarray", "bench", "jacobi", "--gpu-only"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 1 and "CuPy finds no GPU" in out.stderr
+    assert out.stdout == ""  # the CPU table is not run either
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128],
                          ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("layout", ["C", "F"])
