@@ -105,7 +105,6 @@ def _make(n: int, dtype: np.dtype):
         d = cuda.shared.array((G, N), RT)
         pp = cuda.shared.array((G, M), int32)
         qq = cuda.shared.array((G, M), int32)
-        act = cuda.shared.array((G, M), int32)
         pc = cuda.shared.array((G, M), RT)
         pse = cuda.shared.array((G, M), DT)
         red = cuda.shared.array(T, float64)
@@ -171,7 +170,6 @@ def _make(n: int, dtype: np.dtype):
                     p, q = _pair(rnd, lane, N)
                     pp[g, lane] = p
                     qq[g, lane] = q
-                    flag = 0
                     c = 1.0
                     se = sA[g, p, q] * 0.0
                     if q < n:
@@ -190,9 +188,7 @@ def _make(n: int, dtype: np.dtype):
                             sA[g, q, q] = dq
                             sA[g, p, q] = 0.0
                             sA[g, q, p] = 0.0
-                            flag = 1
                             rotated = 1
-                    act[g, lane] = flag
                     pc[g, lane] = c
                     pse[g, lane] = se
                 cuda.syncthreads()
