@@ -424,18 +424,23 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     Y = xp.astype(Y, dtype) if Y.dtype != dtype else Y
     X = (Y.T @ B[:j, ...]).T                         # (n, k), columns are the vectors
     # Release the basis before the final products: views of it (V, W, Q)
-    # would otherwise keep it alive beside the 6 k vectors made below.
+    # would otherwise keep it alive beside the k-vector blocks made below.
     B = V = W = Q = work = None
-    X, AX, w_out = _final_rayleigh_ritz(xp, X, op.matmat(X), w_out, cplx=cplx, eps=eps)
+    pair = [X, op.matmat(X)]
+    X = None
+    X, AX, w_out = _final_rayleigh_ritz(xp, pair, w_out, cplx=cplx, eps=eps)
     R = AX - X * xp.astype(w_out, dtype)
     res = ns.to_host_numpy(xp.linalg.vector_norm(R, axis=0)).astype(hx.float64)
     info = ConvergenceInfo(converged, res, n_iter, op.n_matvec - matvec0, info_hist)
     return EighResult(w_out, X, info=info)
 
 
-def _final_rayleigh_ritz(xp: Any, X: Any, AX: Any, w: Any, *, cplx: bool,
-                         eps: float) -> tuple:
+def _final_rayleigh_ritz(xp: Any, pair: list, w: Any, *, cplx: bool, eps: float) -> tuple:
     """Rayleigh-Ritz on the span of the ``k`` Ritz vectors ``X`` given ``A X``.
+
+    ``pair`` is ``[X, A X]``; it is emptied, so that each ``(n, k)`` block can
+    be released as soon as it is replaced: at most four are alive at once
+    (inside Cholesky-QR2), where holding every intermediate took six.
 
     The basis is kept orthogonal to the semi-orthogonality level only (see
     :func:`_semi_orthogonality`), so Ritz vectors formed from it are
@@ -447,18 +452,24 @@ def _final_rayleigh_ritz(xp: Any, X: Any, AX: Any, w: Any, *, cplx: bool,
     semi-orthogonal basis), ``(X, A X, w)`` come back unchanged.
     """
     hx = ns.numpy_namespace()
+    X, AX = pair
+    pair.clear()
     Q, R, _ = cholesky_qr(xp, X, cplx=cplx, eps=eps)
     d = hx.abs(hx.diagonal(R))
     if not (d.size and float(hx.min(d)) > 64.0 * d.size * eps * float(hx.max(d))):
         return X, AX, w
-    Rinv = _to_device(xp, hx.linalg.inv(R), X.dtype, X)
+    X = None
+    Rinv = _to_device(xp, hx.linalg.inv(R), Q.dtype, Q)
     AQ = AX @ Rinv
+    AX = None
     Hk = ns.to_host_numpy(xp.conj(Q).T @ AQ if cplx else Q.T @ AQ)
     Hk = hx.asarray(Hk, dtype="complex128" if cplx else "float64")
     w, Z = hx.linalg.eigh((Hk + hx.conj(Hk.T)) / 2)
-    Zd = _to_device(xp, Z, X.dtype, X)
-    w_out = ns.from_host_numpy(w, xp, like=X)
-    return Q @ Zd, AQ @ Zd, xp.asarray(w_out, dtype=ns.real_dtype(xp, X.dtype))
+    Zd = _to_device(xp, Z, Q.dtype, Q)
+    w_out = xp.asarray(ns.from_host_numpy(w, xp, like=Q), dtype=ns.real_dtype(xp, Q.dtype))
+    X = Q @ Zd
+    Q = None
+    return X, AQ @ Zd, w_out
 
 
 def _to_device(xp: Any, a: Any, dtype: Any, like: Any) -> Any:
@@ -626,7 +637,8 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     which saves the second product of most passes), and a final
     Rayleigh-Ritz on the ``k`` Ritz vectors returns them orthonormal to
     working precision (see :doc:`accuracy`).
-    Memory: about ``(ncv + 6) n`` numbers of the working precision.  A random
+    Memory: a peak of about ``(ncv + k + 8) n`` numbers of the working
+    precision (the basis and the ``k`` Ritz vectors formed from it).  A random
     vector replaces any product that falls into the span of the basis.
 
     References
@@ -680,7 +692,7 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
         As in :func:`eigsh`.
     ncv : int, optional
         Basis size (default ``min(n, max(3k, k + 70) + 40 (block_size - 1))``,
-        as in :func:`eigsh`).  Memory is about ``(ncv + 3 block_size) n``.
+        as in :func:`eigsh`).  Peak memory is about ``(ncv + k + 4 block_size) n``.
     keep : int, float or callable, optional
         Restart policy: how many unlocked Ritz vectors to keep at a restart.
         An int keeps that many (at least the unconverged wanted ones), a float

@@ -135,15 +135,44 @@ def test_final_rayleigh_ritz_orthonormalises_and_passes_dependent_vectors(rng):
     xp = numpy_namespace()
     A = np.diag(np.arange(1.0, 41.0))
     X = np.linalg.qr(rng.standard_normal((40, 3)))[0] + 1e-9 * rng.standard_normal((40, 3))
-    Q, AQ, w = _lanczos._final_rayleigh_ritz(xp, X, A @ X, np.zeros(3), cplx=False,
+    pair = [X, A @ X]
+    Q, AQ, w = _lanczos._final_rayleigh_ritz(xp, pair, np.zeros(3), cplx=False,
                                              eps=np.finfo(float).eps)
+    assert pair == []                                    # it took the blocks
     assert testing.orthogonality_ratio(Q) < testing.THRESHOLD
     np.testing.assert_allclose(AQ, A @ Q, rtol=0, atol=1e-12)
     np.testing.assert_allclose(w, np.diag(Q.T @ A @ Q), rtol=1e-13)
     X[:, 2] = X[:, 1]                                    # dependent: handed back as given
-    out = _lanczos._final_rayleigh_ritz(xp, X, A @ X, np.zeros(3), cplx=False,
+    out = _lanczos._final_rayleigh_ritz(xp, [X, A @ X], np.zeros(3), cplx=False,
                                         eps=np.finfo(float).eps)
     assert out[0] is X
+
+
+def test_final_rayleigh_ritz_releases_the_blocks_it_replaces(rng):
+    # Given [X, A X] to own, at most four (n, k) blocks are alive at once (X,
+    # A X and two inside Cholesky-QR2); holding every intermediate took six.
+    import tracemalloc
+
+    from eigarray import _lanczos
+    from eigarray._namespace import numpy_namespace
+
+    n, k = 20000, 8
+    d = np.linspace(1.0, 2.0, n)
+    xp, eps = numpy_namespace(), np.finfo(float).eps
+    Q0 = np.linalg.qr(rng.standard_normal((n, k)))[0]
+    _lanczos._final_rayleigh_ritz(xp, [Q0.copy(), d[:, None] * Q0], np.zeros(k),
+                                  cplx=False, eps=eps)      # first-call allocations
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        pair = [Q0.copy(), d[:, None] * Q0]              # traced, so their release counts
+        Q, AQ, _ = _lanczos._final_rayleigh_ritz(xp, pair, np.zeros(k), cplx=False, eps=eps)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak <= 4.25 * Q0.nbytes
+    np.testing.assert_allclose(AQ, d[:, None] * Q, rtol=0, atol=1e-12)
 
 
 def test_invariant_subspace_restart_finds_all_copies(rng):
