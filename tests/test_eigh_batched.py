@@ -61,6 +61,34 @@ def test_uplo_reads_one_triangle(UPLO, rng):
     check_stack(A, w, V)
 
 
+def _cupy_with_gpu():
+    cupy = pytest.importorskip("cupy")
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("CuPy sees no GPU")
+    except cupy.cuda.runtime.CUDARuntimeError:
+        pytest.skip("CUDA is unusable")
+    return cupy
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("UPLO", ["L", "U"])
+@pytest.mark.parametrize("n", [5, 12, 16, 31, 32, 40])
+def test_gpu_kernels_every_order_read_one_triangle(n, UPLO, dtype, rng):
+    # Both GPU kernels (shared memory up to 32 lanes per matrix, a block per
+    # matrix above), at powers of two and an odd order, with junk in the
+    # triangle that must not be read; the stack is left as it was.
+    cupy = _cupy_with_gpu()
+    A = hermitian_stack(rng, (37,), n, dtype)
+    junk = A.copy()
+    i, j = np.triu_indices(n, 1) if UPLO == "L" else np.tril_indices(n, -1)
+    junk[:, i, j] = 7.0
+    junk_gpu = cupy.asarray(junk)
+    w, V = eigarray.eigh_batched(junk_gpu, UPLO=UPLO)
+    check_stack(A, w, V)
+    np.testing.assert_array_equal(cupy.asnumpy(junk_gpu), junk)
+
+
 def test_sort_descending_and_no_vectors(rng):
     A = hermitian_stack(rng, (6,), 4, np.float64)
     w_up, _ = eigarray.eigh_batched(A)
