@@ -48,15 +48,18 @@ def _num_threads(work: int) -> int:
 
 
 def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: Any,
-                n_rows: int) -> np.ndarray:
+                n_rows: int, out_rows: np.ndarray | None = None) -> np.ndarray:
     """``A @ X`` for a host CSR matrix and a NumPy vector or block ``X``.
 
     Runs the parallel Numba kernel (threads follow ``numba.set_num_threads``).
+    ``out_rows``, a C-contiguous ``(p, n_rows)`` array of the result's dtype
+    for a vector (``p = 1``) or a block with contiguous columns, receives the
+    result's transpose (a block of basis rows written in place).
     """
     kernels = _csr_kernels()
     dtype = np.result_type(data.dtype, X.dtype)
     if X.ndim == 1:
-        y = np.empty(n_rows, dtype=dtype)
+        y = np.empty(n_rows, dtype=dtype) if out_rows is None else out_rows[0]
         nb = _num_threads(data.shape[0])
         if nb == 1:   # not even an idle parallel region: it wakes the thread pool
             kernels.matvec_rows(indptr, indices, data, X, y, 0, n_rows)
@@ -67,7 +70,7 @@ def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: An
         # Columns are contiguous vectors (the transpose of a block of basis
         # rows): one product per column, each reading a contiguous vector,
         # and the result's columns contiguous too: no copy either way.
-        Yt = np.empty((X.shape[1], n_rows), dtype=dtype)
+        Yt = np.empty((X.shape[1], n_rows), dtype=dtype) if out_rows is None else out_rows
         nb = _num_threads(data.shape[0])
         if X.shape[1] == 2:
             # A block of two (Lanczos' default): the matrix read once for both.
@@ -83,6 +86,9 @@ def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: An
             else:
                 kernels.csr_matvec(indptr, indices, data, X[:, c], Yt[c], nb)
         return Yt.T
+    if out_rows is not None:
+        out_rows[...] = csr_product(indptr, indices, data, X, n_rows).T
+        return out_rows.T
     X = np.ascontiguousarray(X)
     Y = np.empty((n_rows, X.shape[1]), dtype=dtype)
     nb = _num_threads(data.shape[0] * X.shape[1])
@@ -297,6 +303,16 @@ def gram(xp: Any, Z: Any) -> Any:
 # from cache the second time.
 _THIN_ROWS = 4
 
+# Rows at least this long are orthogonalised by the fused Gram-Schmidt
+# kernels: at this length a step's NumPy calls cost more than the work.
+_FUSED_MIN_LENGTH = 4096
+
+
+def _gram_schmidt_kernels():
+    from .kernels.cpu import gram_schmidt
+
+    return gram_schmidt
+
 
 class RowWork:
     """Scratch rows for updating a NumPy block of rows in place.
@@ -311,6 +327,10 @@ class RowWork:
 
     def __init__(self, rows: int, n: int, dtype: Any):
         self.tmp = np.empty((rows, n), dtype=dtype)
+        # Blocks of a few long rows go through the fused Gram-Schmidt
+        # kernels (see :meth:`project`); short rows stay with NumPy, whose
+        # calls cost less than importing Numba on a small problem.
+        self.fused = rows <= _THIN_ROWS and n >= _FUSED_MIN_LENGTH
 
     @staticmethod
     def of(B: Any, rows: int) -> RowWork | None:
@@ -334,3 +354,46 @@ class RowWork:
         np.multiply(q, d, out=t)
         w -= t
         return w
+
+    def project(self, W: Any, K: Any, P: Any, stages: list) -> tuple[list, Any]:
+        """Fused classical Gram-Schmidt on the block ``W``, in place.
+
+        ``W -= K P`` (coefficients known beforehand: ``K`` a host ``(r, q)``
+        array for the ``q`` rows of ``P``, or None), then for each block of
+        rows ``M`` in ``stages`` in turn, ``C = conj(M) Wᵀ`` and
+        ``W -= Cᵀ M``, and last the Gram matrix ``G = conj(W) Wᵀ`` of the
+        result.  Each measurement is made after the previous stage's
+        subtraction (so a stage removes what the one before it brings in
+        along its rows, which are not exactly orthogonal to its own), and is
+        accumulated in the same sweep over the columns as that subtraction
+        (kernels/cpu/gram_schmidt.py): NumPy would make a call and a pass
+        over ``W`` per row.  Returns the host coefficients ``C`` of every
+        stage and ``G`` (float64 or complex128, ``G`` exactly Hermitian).
+        Only when :attr:`fused`.
+        """
+        kernels = _gram_schmidt_kernels()
+        r, n = W.shape
+        acc = np.complex128 if np.iscomplexobj(W) else np.float64
+        if K is None or K.shape[1] == 0:
+            K, P = np.zeros((r, 0), dtype=acc), W[:0]
+        K = np.ascontiguousarray(K, dtype=acc)
+        coefficients = []
+        for M in stages[:-1]:
+            C = np.zeros((M.shape[0], r), dtype=acc)
+            kernels.subtract_measure(W, K, P, M, C, 0, n)
+            coefficients.append(C)
+            K, P = np.ascontiguousarray(C.T), M
+        M = stages[-1]
+        C = np.zeros((M.shape[0], r), dtype=acc)
+        kernels.subtract_measure(W, K, P, M, C, 0, n)
+        coefficients.append(C)
+        G = np.zeros((r, r), dtype=acc)
+        kernels.subtract_gram(W, C, M, G, 0, n)
+        return coefficients, np.triu(G) + np.conj(np.triu(G, 1)).T
+
+    def transform(self, W: Any, T: Any) -> Any:
+        """``W = T W`` in place for a host lower triangular ``T``; returns ``W``."""
+        acc = np.complex128 if np.iscomplexobj(W) else np.float64
+        _gram_schmidt_kernels().transform_rows(W, np.ascontiguousarray(T, dtype=acc), 0,
+                                               W.shape[1])
+        return W

@@ -50,6 +50,7 @@ from ._linalg import (
     RowWork,
     cholesky_qr,
     combine_rows,
+    gram_norms,
     orthonormalize_rows,
     project_out,
     random_vector,
@@ -263,12 +264,12 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         while j < m and j < size:
             r = min(size - j, m - j)
             V = B[j:j + r, ...]
-            W = op.matmat(V.T).T if r > 1 else op.matvec(V[0, ...])[None, :]
             if work is not None:
-                # NumPy: the product is orthonormalised in place in the rows
-                # it will occupy (the operator's array is left as it is).
-                B[size:size + r, ...] = W
-                W = B[size:size + r, ...]
+                # NumPy: the product is written into, and orthonormalised in
+                # place in, the rows it will occupy.
+                W = op.matmat_rows(V, B[size:size + r, ...])
+            else:
+                W = op.matmat(V.T).T if r > 1 else op.matvec(V[0, ...])[None, :]
             # Local step first: the coefficients of A V on the rows processed
             # before it are known by symmetry (conj(H[j:j+r, :j])), those on V
             # itself are a small product.  What is left for the Gram-Schmidt
@@ -278,21 +279,38 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             nz = hx.nonzero(hx.any(known != 0, axis=0))[0]
             lo = int(nz[0]) if nz.size else j
             Ctot = hx.zeros((size, r), dtype=host_dtype)
+            K = None
             if lo < j:
                 K = hx.conj(known[:, lo:j]) if cplx else known[:, lo:j]
-                Kd = _to_device(xp, K, dtype, B)
-                W = work.sub(W, Kd, B[lo:j, ...]) if work is not None else W - Kd @ B[lo:j, ...]
                 Ctot[lo:j, :] = K.T
-            D = thin_product(xp, V, W, cplx)
-            W = work.sub(W, D.T, V) if work is not None else W - D.T @ V
-            Ctot[j:j + r, :] += ns.to_host_numpy(D)
+            # Partial reorthogonalisation: the projections of W on the active
+            # processed rows are estimated, not measured; the locked rows,
+            # whose recurrence is not tracked, are projected.
+            estimated = pro is not None and r == size - j
+            Cl = gram = norms = None
+            if work is not None and work.fused:
+                # NumPy, long rows: the known coefficients, then those on V
+                # (and then on the locked rows) measured and subtracted by
+                # the fused kernels, which also give the Gram matrix.
+                stages = [V, B[:nlock, ...]] if estimated and nlock else [V]
+                Cs, gram = work.project(W, K, B[lo:j, ...], stages)
+                Ctot[j:j + r, :] += Cs[0]
+                Cl = Cs[1] if len(Cs) > 1 else (hx.zeros((0, r), dtype=host_dtype)
+                                                if estimated else None)
+                norms = gram_norms(gram)
+            else:
+                if K is not None:
+                    Kd = _to_device(xp, K, dtype, B)
+                    W = (work.sub(W, Kd, B[lo:j, ...]) if work is not None else
+                         W - Kd @ B[lo:j, ...])
+                D = thin_product(xp, V, W, cplx)
+                W = work.sub(W, D.T, V) if work is not None else W - D.T @ V
+                Ctot[j:j + r, :] += ns.to_host_numpy(D)
             E = None
-            if pro is not None and r == size - j:
-                # Partial reorthogonalisation: the projections of W on the
-                # active processed rows are estimated, not measured; the
-                # locked rows, whose recurrence is not tracked, are projected.
+            if estimated:
                 E = pro.estimate(H, Ctot, j, size, nlock, anorm, cplx)
-                W, Cl, norms = project_out(xp, B, nlock, W, cplx=cplx, work=work)
+                if Cl is None:
+                    W, Cl, norms = project_out(xp, B, nlock, W, cplx=cplx, work=work)
                 C = hx.zeros((size, r), dtype=host_dtype)
                 C[:nlock, :] = Cl
                 passed = j > 0 and not bool(
@@ -302,14 +320,16 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                     # from this block's and the previous one's, passes again.
                     project_next = passed and not project_next
                     E = None
-                    W, C2, norms = project_out(xp, B, size, W, cplx=cplx, work=work)
-                    C = C + C2
+                    W, C2, norms = project_out(xp, B, size, W, cplx=cplx, work=work,
+                                               norms_before=norms)
+                    C, gram = C + C2, None
             else:
                 # Measured; with estimates kept, every projection is subtracted
                 # so that the new rows are orthogonal to working precision.
-                W, C, norms = project_out(xp, B, size, W, cplx=cplx,
+                W, C, norms = project_out(xp, B, size, W, cplx=cplx, norms_before=norms,
                                           skip_below=0.0 if pro is not None else skip,
                                           work=work)
+                gram = gram if not bool(hx.any(C != 0)) else None
             Ctot += C
             # ||A v||: its coefficients on the basis and what is left of it.
             anorm = max(anorm, float(hx.sqrt(hx.max(
@@ -317,7 +337,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             Ctot[:nlock, :] = 0.0                     # locked pairs are deflated
             Q, R, lost = orthonormalize_rows(xp, B, size, W, norms, cplx=cplx,
                                              breakdown=eps * anorm * math.sqrt(n), rng=rng,
-                                             work=work)
+                                             work=work, gram=gram)
             H[:size, j:j + r] = Ctot
             H[size:size + r, j:j + r] = R
             if work is None:

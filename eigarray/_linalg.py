@@ -138,9 +138,15 @@ def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
     return W, C, norms
 
 
+def gram_norms(G: Any) -> Any:
+    """Row norms (host float64) from the Gram matrix of a block of rows."""
+    hx = ns.numpy_namespace()
+    return hx.sqrt(hx.maximum(hx.real(hx.diagonal(G)), 0.0)).astype("float64")
+
+
 def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx: bool,
                         breakdown: float, rng: Any,
-                        work: RowWork | None = None) -> tuple[Any, Any, Any]:
+                        work: RowWork | None = None, gram: Any = None) -> tuple[Any, Any, Any]:
     """Orthonormalise the rows of ``W`` (already orthogonal to ``B[:size]``).
 
     ``W = Rᵀ Q`` row by row (Gram-Schmidt, repeated under the DGKS test) with
@@ -154,8 +160,22 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
     rows that could not be replaced because the basis already spans the space
     (those rows of ``Q`` are zero).  With ``work`` (a NumPy ``W``), ``W`` is
     orthonormalised in place and returned as ``Q``.
+
+    With ``gram``, the host Gram matrix ``conj(W) Wᵀ`` of a NumPy ``W`` and
+    ``work`` with the fused kernels, the rows are orthonormalised in one
+    pass, ``Q = R⁻ᵀ W`` with ``R`` the Cholesky factor of ``gram``, when
+    every row keeps at least ``1/sqrt(2)`` of its norm against the rows
+    before it (the test the Gram-Schmidt loop applies, which bounds the
+    condition number of ``W``, so that the Cholesky factor is as accurate
+    as Gram-Schmidt's coefficients) and none falls to ``breakdown``;
+    otherwise by the loop.
     """
     hx = ns.numpy_namespace()
+    if gram is not None and work is not None and work.fused:
+        R = _cholesky_factor(gram, breakdown)
+        if R is not None:
+            T = hx.linalg.inv(R.T)
+            return work.transform(W, hx.tril(T)), R, 0
     b = W.shape[0]
     n = W.shape[1]
     R = hx.zeros((b, b), dtype="complex128" if cplx else "float64")
@@ -216,6 +236,22 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
             q = W[c, ...]
         rows.append(q)
     return (W if work is not None else xp.stack(rows, axis=0)), R, lost
+
+
+def _cholesky_factor(gram: Any, breakdown: float) -> Any:
+    """Upper ``R`` with ``gram = Rᴴ R``, or None if a row fails the DGKS or breakdown test."""
+    hx = ns.numpy_namespace()
+    d = hx.real(hx.diagonal(gram))
+    if not bool(hx.all(d > 0.0)):
+        return None
+    try:
+        L = hx.linalg.cholesky(gram)
+    except hx.linalg.LinAlgError:
+        return None
+    r = hx.real(hx.diagonal(L))
+    if not bool(hx.all((r >= _DGKS * hx.sqrt(d)) & (r > breakdown))):
+        return None
+    return hx.conj(L.T)
 
 
 def combine_rows(xp: Any, B: Any, Y: Any, *, start: int, stop: int, chunk: int = 4096) -> Any:

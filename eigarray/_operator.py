@@ -46,6 +46,10 @@ class LinearOperator:
         is the adjoint operator's ``normal``); when missing, two products.
     device : optional
         Device of the vectors (``None``: the namespace's default).
+    rows_into : callable, optional
+        ``(V (p, n), out (p, m)) -> None``: writes ``(A Vᵀ)ᵀ`` into the
+        NumPy rows ``out`` (see :meth:`matmat_rows`); when missing, a
+        product and a copy.
 
     Attributes
     ----------
@@ -58,7 +62,8 @@ class LinearOperator:
     def __init__(self, shape: tuple[int, int], dtype: Any, xp: Any, *, matvec: Callable,
                  matmat: Callable | None = None, rmatvec: Callable | None = None,
                  rmatmat: Callable | None = None, device: Any = None,
-                 normal: Callable | None = None, rnormal: Callable | None = None):
+                 normal: Callable | None = None, rnormal: Callable | None = None,
+                 rows_into: Callable | None = None):
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = dtype
         self.xp = xp
@@ -69,6 +74,7 @@ class LinearOperator:
         self._rmatmat = rmatmat
         self._normal = normal
         self._rnormal = rnormal
+        self._rows_into = rows_into
         self.n_matvec = 0
         self.n_rmatvec = 0
 
@@ -85,7 +91,8 @@ class LinearOperator:
         dtype = _dtype_in(xp, self.dtype, name="A")
         op = LinearOperator(self.shape, dtype, xp, matvec=self._matvec, matmat=self._matmat,
                             rmatvec=self._rmatvec, rmatmat=self._rmatmat, device=self.device,
-                            normal=self._normal, rnormal=self._rnormal)
+                            normal=self._normal, rnormal=self._rnormal,
+                            rows_into=self._rows_into)
         op.n_matvec, op.n_rmatvec = self.n_matvec, self.n_rmatvec
         return op
 
@@ -114,6 +121,20 @@ class LinearOperator:
         xp = self.xp
         return xp.stack([self._checked(self._matvec(X[:, j]), X[:, j], (self.shape[0],))
                          for j in range(X.shape[1])], axis=1)
+
+    def matmat_rows(self, V: Any, out: Any) -> Any:
+        """``out[...] = (A Vᵀ)ᵀ`` for the rows ``V`` (``(p, n)``); counted ``p`` times.
+
+        ``out`` is a NumPy ``(p, m)`` block (of a basis, say) that the
+        product is written into without a temporary where the operator can
+        (a host CSR matrix); returns ``out``.
+        """
+        if self._rows_into is not None:
+            self.n_matvec += V.shape[0]
+            self._rows_into(V, out)
+            return out
+        out[...] = self.matmat(V.T).T if V.shape[0] > 1 else self.matvec(V[0, ...])[None, :]
+        return out
 
     def rmatvec(self, y: Any) -> Any:
         """``Aᴴ y`` for ``y`` of shape ``(m,)``."""
@@ -323,6 +344,9 @@ def _scipy_sparse_operator(A: Any, *, name: str, check_finite: bool) -> LinearOp
     def matvec(x):
         return csr_product(indptr, indices, data, x, n_rows)
 
+    def rows_into(V, out):
+        csr_product(indptr, indices, data, V.T if V.shape[0] > 1 else V[0], n_rows, out)
+
     def rmatmat(Y):
         nonlocal AT
         if AT is None:
@@ -332,7 +356,7 @@ def _scipy_sparse_operator(A: Any, *, name: str, check_finite: bool) -> LinearOp
         return csr_product(AT.indptr, AT.indices, AT.data, Y, C.shape[1])
 
     return LinearOperator(C.shape, dtype, xp, matvec=matvec, matmat=matvec,
-                          rmatvec=rmatmat, rmatmat=rmatmat, device="cpu")
+                          rmatvec=rmatmat, rmatmat=rmatmat, device="cpu", rows_into=rows_into)
 
 
 def _product_operator(A: Any, xp: Any, *, name: str) -> LinearOperator:
@@ -470,6 +494,9 @@ def host_view_operator(A: Any, *, name: str = "A", check_finite: bool = True) ->
         def matvec(x):
             return csr_product(indptr, indices, data, x, shape[0])
 
+        def rows_into(V, out):
+            csr_product(indptr, indices, data, V.T if V.shape[0] > 1 else V[0], shape[0], out)
+
         def rmatmat(Y):
             if not AT:
                 T = (C.t().conj() if C.is_complex() else C.t()).to_sparse_csr().resolve_conj()
@@ -480,7 +507,7 @@ def host_view_operator(A: Any, *, name: str = "A", check_finite: bool = True) ->
             return csr_product(ip, ix, dv, Y, shape[1])
 
         op = LinearOperator(shape, dtype, ns.numpy_namespace(), matvec=matvec, matmat=matvec,
-                            rmatvec=rmatmat, rmatmat=rmatmat, device="cpu")
+                            rmatvec=rmatmat, rmatmat=rmatmat, device="cpu", rows_into=rows_into)
         return op, xp, A.values()
     if not (ns.is_torch_array(A) or ns.is_jax_array(A)) or getattr(A, "ndim", 0) != 2:
         return None

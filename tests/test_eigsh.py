@@ -34,7 +34,7 @@ def test_laplacian_2d_dense_every_backend(backend, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
-def test_laplacian_2d_sparse_multiplicity_two(dtype):
+def test_laplacian_2d_sparse_multiplicity_two(dtype, fused_steps):
     # Square grid: the top eigenvalues come in pairs; every copy must be found.
     A, exact = testing.laplacian_2d(40, 40)
     A = A.astype(dtype)
@@ -59,15 +59,28 @@ def test_laplacian_3d_cube_multiplicity_three():
     assert np.ptp(exact[1:4]) < 1e-12
 
 
+@pytest.fixture(params=[False, True], ids=["numpy-steps", "fused-steps"])
+def fused_steps(request, monkeypatch):
+    """Run Lanczos' block steps through NumPy calls or the fused Numba kernels.
+
+    The fused kernels serve rows of at least ``_FUSED_MIN_LENGTH`` entries;
+    the threshold is moved so that both paths run on a small problem.
+    """
+    from eigarray import _dispatch
+
+    monkeypatch.setattr(_dispatch, "_FUSED_MIN_LENGTH", 0 if request.param else 1 << 62)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=lambda d: np.dtype(d).name)
-def test_relaxed_tol_semi_orthogonal_basis(dtype, monkeypatch):
+def test_relaxed_tol_semi_orthogonal_basis(dtype, fused_steps, monkeypatch):
     # With tol = 1e-8 the basis is kept semi-orthogonal only: the projections
     # of most new blocks on the basis are estimated (partial
     # reorthogonalisation), not measured.  Every estimate must bound the true
     # inner products; the eigenvalues stay accurate to working precision
     # (Simon), the returned vectors are orthonormal to working precision, and
     # the residuals meet the tolerance.
-    from eigarray import _lanczos
+    from eigarray import _dispatch, _lanczos
 
     A, exact = testing.laplacian_2d(60, 50, anisotropy=0.7)
     A = A.astype(dtype)
@@ -75,20 +88,34 @@ def test_relaxed_tol_semi_orthogonal_basis(dtype, monkeypatch):
     blocks, whole, ratios = [], [], []
     estimate = _lanczos._Orthogonality.estimate
     project_out = _lanczos.project_out
+    project = _dispatch.RowWork.project
+    projected = []
+
+    def ratio(E, B, W, j, nlock):
+        true = np.abs(np.conj(B[nlock:j]) @ W.T)
+        bound = np.abs(E[nlock:j])
+        ratios.append(np.max(true / np.maximum(bound, 1e-300), initial=0.0))
 
     def recording_estimate(self, H, C, j, size, nlock, anorm, cplx):
         E = estimate(self, H, C, j, size, nlock, anorm, cplx)
         blocks.append((E, j, nlock))
+        if projected:                     # fused: the block is orthogonalised already
+            W = projected.pop()
+            ratio(E, W.base, W, j, nlock)  # W is a block of rows of the basis
+            blocks[-1] = None
         return E
+
+    def recording_project(self, W, K, P, stages):
+        out = project(self, W, K, P, stages)
+        projected[:] = [W]
+        return out
 
     def checking_project_out(xp, B, size, W, **kwargs):
         if size > k:
             whole.append(len(blocks))                # the block it serves
         elif blocks and blocks[-1] is not None:     # the locked rows of an estimated block
             E, j, nlock = blocks[-1]
-            true = np.abs(np.conj(B[nlock:j]) @ W.T)
-            bound = np.abs(E[nlock:j])
-            ratios.append(np.max(true / np.maximum(bound, 1e-300), initial=0.0))
+            ratio(E, B, W, j, nlock)
             blocks[-1] = None
         return project_out(xp, B, size, W, **kwargs)
 
@@ -107,12 +134,14 @@ def test_relaxed_tol_semi_orthogonal_basis(dtype, monkeypatch):
         restarts.append(len(blocks))                 # the next block is measured
         return pro_restart(self, *args)
 
-    monkeypatch.setattr(_lanczos._Orthogonality, "estimate", recording_estimate)
-    monkeypatch.setattr(_lanczos._Orthogonality, "restart", recording_restart)
-    monkeypatch.setattr(_lanczos, "project_out", checking_project_out)
-    monkeypatch.setattr(_lanczos, "_kept_subspace", recording_kept_subspace)
     tol = 1e-8
-    res = eigarray.eigsh(A, k=k, which="LA", tol=tol, rng=0)
+    with monkeypatch.context() as hooks:
+        hooks.setattr(_lanczos._Orthogonality, "estimate", recording_estimate)
+        hooks.setattr(_lanczos._Orthogonality, "restart", recording_restart)
+        hooks.setattr(_lanczos, "project_out", checking_project_out)
+        hooks.setattr(_lanczos, "_kept_subspace", recording_kept_subspace)
+        hooks.setattr(_dispatch.RowWork, "project", recording_project)
+        res = eigarray.eigsh(A, k=k, which="LA", tol=tol, rng=0)
     assert res.info.all_converged
     assert len(whole) < 0.7 * len(blocks)            # most blocks skipped the projection
     # Simon's rule: a block whose estimate passes the level is projected, and
@@ -132,7 +161,6 @@ def test_relaxed_tol_semi_orthogonal_basis(dtype, monkeypatch):
     np.testing.assert_allclose(res.eigenvalues, exact[-k:], rtol=100 * np.finfo(float).eps)
     assert testing.orthogonality_ratio(res.eigenvectors) < testing.THRESHOLD
     assert np.max(res.info.residual_norms) <= 2 * tol * exact[-1]
-    monkeypatch.undo()
     full = eigarray.eigsh(A, k=k, which="LA", rng=0)   # tol = eps: every projection removed
     testing.assert_eigenpairs(A, full.eigenvalues, full.eigenvectors, exact=exact[-k:])
 
@@ -208,7 +236,7 @@ def test_restart_policy_follows_the_cost_of_a_product():
     assert _lanczos._stored_entries(dense.to_sparse_coo()) == A.nnz
 
 
-def test_invariant_subspace_restart_finds_all_copies(rng):
+def test_invariant_subspace_restart_finds_all_copies(rng, fused_steps):
     # Three distinct eigenvalues of high multiplicity: the Krylov space from
     # one vector is 3-dimensional, and only random restarts reveal the copies.
     lam = np.repeat([1.0, 2.0, 5.0], [20, 20, 20])
@@ -217,7 +245,7 @@ def test_invariant_subspace_restart_finds_all_copies(rng):
     testing.assert_eigenpairs(A, res.eigenvalues, res.eigenvectors, exact=np.full(6, 5.0))
 
 
-def test_clustered_eigenvalues(rng):
+def test_clustered_eigenvalues(rng, fused_steps):
     lam = np.r_[np.linspace(0, 1, 190), 2 + 1e-10 * np.arange(10)]
     A, _ = testing.matrix_with_spectrum(lam, rng=rng)
     w, V = eigarray.eigsh(A, k=10, which="LA", rng=0)
@@ -227,7 +255,7 @@ def test_clustered_eigenvalues(rng):
 @pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128],
                          ids=lambda d: np.dtype(d).name)
-def test_scipy_sparse_formats(fmt, dtype, rng):
+def test_scipy_sparse_formats(fmt, dtype, rng, fused_steps):
     import scipy.sparse as sp
 
     A = sp.random_array((300, 300), density=0.03, rng=rng, format="csr")
@@ -358,7 +386,7 @@ def test_basis_spanning_the_whole_space(n, rng):
 
 @pytest.mark.parametrize("block_size", [1, 2, 3])
 @pytest.mark.parametrize("ncv", [40, 60])
-def test_high_multiplicity_keeps_the_basis_orthonormal(block_size, ncv):
+def test_high_multiplicity_keeps_the_basis_orthonormal(block_size, ncv, fused_steps):
     # Three eigenvalues of multiplicity 20: the Krylov space collapses again
     # and again, rows of a block cancel down to rounding noise, and random
     # vectors fill a basis that spans the whole space (ncv = n).
@@ -591,3 +619,107 @@ def test_kept_subspace_is_invariant_for_a_nearly_hermitian_matrix(gap, rng):
     # Exact up to rounding amplified by the kept/discarded gap (eps / gap for
     # eigenvectors 1e-7 apart), against ~1e-9 for the Hermitian part's.
     assert err < (1e-3 if gap > 1e-3 else 1e-2) * np.linalg.norm(sym)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("n_known, stage_rows", [(0, [2]), (2, [2]), (5, [2, 3]), (3, [3, 0])])
+def test_fused_gram_schmidt_matches_numpy(dtype, n_known, stage_rows, rng):
+    # RowWork.project: W -= K P, then per stage C = conj(M) Wᵀ and W -= Cᵀ M,
+    # each stage measured after the one before; last the Gram matrix.
+    from eigarray._dispatch import RowWork
+
+    def rows(m, n=5000):
+        X = rng.standard_normal((m, n)) + (1j * rng.standard_normal((m, n))
+                                            if np.issubdtype(dtype, np.complexfloating) else 0)
+        return X.astype(dtype)
+
+    r = stage_rows[0]
+    W, P = rows(r), rows(n_known)
+    stages = [rows(m) for m in stage_rows]
+    K = rng.standard_normal((r, n_known))
+    ref = W.astype(np.complex128 if np.iscomplexobj(W) else np.float64) - K @ P
+    Cs_ref = []
+    for M in stages:
+        C = np.conj(M) @ ref.T
+        ref = ref - C.T @ M
+        Cs_ref.append(C)
+    work = RowWork(4, W.shape[1], W.dtype)
+    P_before = P.copy()
+    Cs, G = work.project(W, K if n_known else None, P, stages)
+    tol = 50 * np.finfo(dtype).eps
+    scale = np.linalg.norm(ref) + sum(np.linalg.norm(C) for C in Cs_ref)
+    assert np.linalg.norm(W - ref) <= tol * scale * 10
+    for C, C_ref in zip(Cs, Cs_ref, strict=True):
+        assert C.shape == C_ref.shape
+        assert np.linalg.norm(C - C_ref) <= tol * scale * 100
+    np.testing.assert_array_equal(G, np.conj(G).T)             # exactly Hermitian
+    G_ref = np.conj(W.astype(G.dtype)) @ W.astype(G.dtype).T
+    assert np.linalg.norm(G - G_ref) <= 1e-12 * np.linalg.norm(G_ref)
+    np.testing.assert_array_equal(P, P_before)                  # only W is written
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_orthonormalize_from_the_gram_matrix(dtype, rng):
+    # Rows that pass the DGKS test are orthonormalised in one pass from their
+    # Gram matrix (Cholesky), with the R of Gram-Schmidt; rows that do not
+    # (nearly dependent, or fallen to the breakdown level) go through the loop.
+    from eigarray._dispatch import RowWork
+    from eigarray._linalg import orthonormalize_rows
+    from eigarray._namespace import numpy_namespace
+
+    xp, n = numpy_namespace(), 6000
+    cplx = np.issubdtype(dtype, np.complexfloating)
+    eps = np.finfo(dtype).eps
+    B = np.linalg.qr(rng.standard_normal((n, 4)))[0].T.astype(dtype)
+
+    def block(cos):
+        W = rng.standard_normal((2, n)) + (1j * rng.standard_normal((2, n)) if cplx else 0)
+        W = W - (np.conj(B) @ W.T).T @ B                  # orthogonal to the basis
+        W[1] = cos * W[0] / np.linalg.norm(W[0]) * np.linalg.norm(W[1]) + \
+            np.sqrt(1 - cos ** 2) * W[1]
+        return W.astype(dtype)
+
+    work = RowWork(2, n, dtype)
+    for cos, fused in ((0.3, True), (0.69, True), (0.99, False)):
+        W = block(cos)
+        gram = np.conj(W.astype(np.complex128)) @ W.astype(np.complex128).T
+        gram = gram if cplx else gram.real
+        loop = W.copy()
+        Q, R, lost = orthonormalize_rows(xp, B, 4, W, np.linalg.norm(W, axis=1).astype(float),
+                                         cplx=cplx, breakdown=0.0, rng=rng, work=work,
+                                         gram=gram)
+        Q2, R2, _ = orthonormalize_rows(xp, B, 4, loop, np.linalg.norm(loop, axis=1)
+                                        .astype(float), cplx=cplx, breakdown=0.0, rng=rng,
+                                        work=work)
+        assert lost == 0 and Q is W
+        assert testing.orthogonality_ratio(Q.T) < testing.THRESHOLD
+        assert np.max(np.abs(np.conj(B) @ Q.T)) < 100 * eps
+        np.testing.assert_allclose(R, R2, rtol=0, atol=100 * eps * np.abs(R2).max())
+        if fused:   # one pass: the same factorisation as the loop's, to rounding
+            np.testing.assert_allclose(Q, Q2, rtol=0, atol=100 * eps)
+    # A row at the breakdown level is replaced by a random vector (loop path).
+    W = block(0.3)
+    W[1] = 1e-30 * W[1]
+    gram = np.conj(W.astype(np.complex128)) @ W.astype(np.complex128).T
+    Q, R, lost = orthonormalize_rows(xp, B, 4, W, np.linalg.norm(W, axis=1).astype(float),
+                                     cplx=cplx, breakdown=1e-20, rng=rng, work=work,
+                                     gram=gram if cplx else gram.real)
+    assert lost == 0 and R[1, 1] == 0
+    assert testing.orthogonality_ratio(Q.T) < testing.THRESHOLD
+
+
+def test_products_written_into_basis_rows(rng):
+    # A host CSR operator writes A Vᵀ straight into the rows it is given
+    # (the basis), counted once per row; other operators copy.
+    import scipy.sparse as sp
+
+    A = sp.random_array((500, 500), density=0.02, rng=rng, format="csr")
+    A = A + A.T
+    V = rng.standard_normal((3, 500))
+    for op in (eigarray.aslinearoperator(A), eigarray.aslinearoperator(A.toarray())):
+        for p in (1, 2, 3):
+            out = np.full((p, 500), np.nan)
+            before = op.n_matvec
+            assert op.matmat_rows(V[:p], out) is out
+            np.testing.assert_allclose(out, (A @ V[:p].T).T, rtol=1e-13, atol=1e-13)
+            assert op.n_matvec == before + p
