@@ -444,9 +444,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     Y = ns.from_host_numpy(Ycols, xp, like=B)
     Y = xp.astype(Y, dtype) if Y.dtype != dtype else Y
     X = (Y.T @ B[:j, ...]).T                         # (n, k), columns are the vectors
-    # Release the basis before the final products: views of it (V, W, Q)
+    # Release the basis before the final products: views of it (V, W, Q, stages)
     # would otherwise keep it alive beside the k-vector blocks made below.
-    B = V = W = Q = work = None
+    B = V = W = Q = stages = work = None
     pair = [X, op.matmat(X)]
     X = None
     X, AX, w_out = _final_rayleigh_ritz(xp, pair, w_out, cplx=cplx, eps=eps)
