@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 from typing import Any
 
 import numpy as np
@@ -331,6 +332,7 @@ class RowWork:
         # kernels (see :meth:`project`); short rows stay with NumPy, whose
         # calls cost less than importing Numba on a small problem.
         self.fused = rows <= _THIN_ROWS and n >= _FUSED_MIN_LENGTH
+        self.acc = np.complex128 if np.issubdtype(dtype, np.complexfloating) else np.float64
 
     @staticmethod
     def of(B: Any, rows: int) -> RowWork | None:
@@ -373,7 +375,7 @@ class RowWork:
         """
         kernels = _gram_schmidt_kernels()
         r, n = W.shape
-        acc = np.complex128 if np.iscomplexobj(W) else np.float64
+        acc = self.acc
         if K is None or K.shape[1] == 0:
             K, P = np.zeros((r, 0), dtype=acc), W[:0]
         K = np.ascontiguousarray(K, dtype=acc)
@@ -389,11 +391,37 @@ class RowWork:
         coefficients.append(C)
         G = np.zeros((r, r), dtype=acc)
         kernels.subtract_gram(W, C, M, G, 0, n)
-        return coefficients, np.triu(G) + np.conj(np.triu(G, 1)).T
+        for c in range(r):                    # the kernel forms the upper triangle
+            G[c, :c] = np.conj(G[:c, c])
+        return coefficients, G
 
-    def transform(self, W: Any, T: Any) -> Any:
-        """``W = T W`` in place for a host lower triangular ``T``; returns ``W``."""
-        acc = np.complex128 if np.iscomplexobj(W) else np.float64
-        _gram_schmidt_kernels().transform_rows(W, np.ascontiguousarray(T, dtype=acc), 0,
-                                               W.shape[1])
-        return W
+    def orthonormalize(self, W: Any, G: Any, breakdown: float) -> Any:
+        """Orthonormalise the rows of ``W`` in place from their Gram matrix ``G``.
+
+        ``W = Rᵀ Q`` with ``R`` the upper Cholesky factor of ``G`` (formed
+        here in Python arithmetic: ``r`` is a few), and ``Q = R⁻ᵀ W`` in one
+        sweep.  Returns ``R``, or None, leaving ``W`` as it is, when a row
+        keeps less than 1/sqrt(2) of its norm against the rows before it (DGKS) or
+        falls to ``breakdown`` (see :func:`eigarray._linalg.orthonormalize_rows`).
+        Only when :attr:`fused`.
+        """
+        r = G.shape[0]
+        g = G.tolist()
+        R = [[0.0] * r for _ in range(r)]
+        for c in range(r):
+            for i in range(c):
+                R[i][c] = (g[i][c] - sum(R[t][i].conjugate() * R[t][c] for t in range(i))
+                           ) / R[i][i]
+            left = g[c][c].real - sum(abs(R[t][c]) ** 2 for t in range(c))
+            # DGKS: the row keeps at least 1/sqrt(2) of its norm.
+            if not (left > breakdown * breakdown and 2.0 * left >= g[c][c].real):
+                return None
+            R[c][c] = math.sqrt(left)
+        # T = R⁻ᵀ, lower triangular, by forward substitution.
+        T = [[0.0] * r for _ in range(r)]
+        for c in range(r):
+            T[c][c] = 1.0 / R[c][c]
+            for d in range(c):
+                T[c][d] = -sum(R[t][c] * T[t][d] for t in range(d, c)) / R[c][c]
+        _gram_schmidt_kernels().transform_rows(W, np.array(T, dtype=self.acc), 0, W.shape[1])
+        return np.array(R, dtype=self.acc)

@@ -862,8 +862,11 @@ class _Orthogonality:
         Hk = H[:size, :j]
         E = (Hk.conj().T if cplx else Hk.T) @ Om[:size, j:size] - Om[:j, :size] @ C
         noise = _PRO_NOISE * self.eps * (anorm + hx.sum(hx.abs(C), axis=0))
-        size_ = hx.abs(E)
-        direction = hx.where(size_ > 0, E / hx.where(size_ > 0, size_, 1.0), 1.0)
+        if cplx:
+            size_ = hx.abs(E)
+            direction = hx.where(size_ > 0, E / hx.where(size_ > 0, size_, 1.0), 1.0)
+        else:
+            direction = hx.where(E >= 0, 1.0, -1.0)
         E = E + direction * (noise[None, :] + self.rho[:j, None])
         E[:nlock, :] = 0.0
         return E

@@ -172,10 +172,9 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
     """
     hx = ns.numpy_namespace()
     if gram is not None and work is not None and work.fused:
-        R = _cholesky_factor(gram, breakdown)
+        R = work.orthonormalize(W, gram, breakdown)
         if R is not None:
-            T = hx.linalg.inv(R.T)
-            return work.transform(W, hx.tril(T)), R, 0
+            return W, R, 0
     b = W.shape[0]
     n = W.shape[1]
     R = hx.zeros((b, b), dtype="complex128" if cplx else "float64")
@@ -236,22 +235,6 @@ def orthonormalize_rows(xp: Any, B: Any, size: int, W: Any, norms: Any, *, cplx:
             q = W[c, ...]
         rows.append(q)
     return (W if work is not None else xp.stack(rows, axis=0)), R, lost
-
-
-def _cholesky_factor(gram: Any, breakdown: float) -> Any:
-    """Upper ``R`` with ``gram = Rᴴ R``, or None if a row fails the DGKS or breakdown test."""
-    hx = ns.numpy_namespace()
-    d = hx.real(hx.diagonal(gram))
-    if not bool(hx.all(d > 0.0)):
-        return None
-    try:
-        L = hx.linalg.cholesky(gram)
-    except hx.linalg.LinAlgError:
-        return None
-    r = hx.real(hx.diagonal(L))
-    if not bool(hx.all((r >= _DGKS * hx.sqrt(d)) & (r > breakdown))):
-        return None
-    return hx.conj(L.T)
 
 
 def combine_rows(xp: Any, B: Any, Y: Any, *, start: int, stop: int, chunk: int = 4096) -> Any:
