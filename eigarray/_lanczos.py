@@ -285,16 +285,19 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 Ctot[lo:j, :] = K.T
             # Partial reorthogonalisation: the projections of W on the active
             # processed rows are estimated, not measured; the locked rows,
-            # whose recurrence is not tracked, are projected.
-            estimated = pro is not None and r == size - j
+            # whose recurrence is not tracked, are projected.  The frontier
+            # F (V, and the rows after it when a cycle ends on part of it)
+            # is measured in the local step.
+            estimated = pro is not None
+            F = B[j:size, ...]
             Cl = gram = norms = None
             if work is not None and work.fused:
-                # NumPy, long rows: the known coefficients, then those on V
+                # NumPy, long rows: the known coefficients, then those on F
                 # (and then on the locked rows) measured and subtracted by
                 # the fused kernels, which also give the Gram matrix.
-                stages = [V, B[:nlock, ...]] if estimated and nlock else [V]
+                stages = [F, B[:nlock, ...]] if estimated and nlock else [F]
                 Cs, gram = work.project(W, K, B[lo:j, ...], stages)
-                Ctot[j:j + r, :] += Cs[0]
+                Ctot[j:size, :] += Cs[0]
                 Cl = Cs[1] if len(Cs) > 1 else (hx.zeros((0, r), dtype=host_dtype)
                                                 if estimated else None)
                 norms = gram_norms(gram)
@@ -303,9 +306,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                     Kd = _to_device(xp, K, dtype, B)
                     W = (work.sub(W, Kd, B[lo:j, ...]) if work is not None else
                          W - Kd @ B[lo:j, ...])
-                D = thin_product(xp, V, W, cplx)
-                W = work.sub(W, D.T, V) if work is not None else W - D.T @ V
-                Ctot[j:j + r, :] += ns.to_host_numpy(D)
+                D = thin_product(xp, F, W, cplx)
+                W = work.sub(W, D.T, F) if work is not None else W - D.T @ F
+                Ctot[j:size, :] += ns.to_host_numpy(D)
             E = None
             if estimated:
                 E = pro.estimate(H, Ctot, j, size, nlock, anorm, cplx)
@@ -444,9 +447,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     Y = ns.from_host_numpy(Ycols, xp, like=B)
     Y = xp.astype(Y, dtype) if Y.dtype != dtype else Y
     X = (Y.T @ B[:j, ...]).T                         # (n, k), columns are the vectors
-    # Release the basis before the final products: views of it (V, W, Q, stages)
+    # Release the basis before the final products: views of it (V, F, W, Q, stages)
     # would otherwise keep it alive beside the k-vector blocks made below.
-    B = V = W = Q = stages = work = None
+    B = V = F = W = Q = stages = work = None
     pair = [X, op.matmat(X)]
     X = None
     X, AX, w_out = _final_rayleigh_ritz(xp, pair, w_out, cplx=cplx, eps=eps)
@@ -860,7 +863,8 @@ class _Orthogonality:
         hx = ns.numpy_namespace()
         Om = self.omega
         Hk = H[:size, :j]
-        E = (Hk.conj().T if cplx else Hk.T) @ Om[:size, j:size] - Om[:j, :size] @ C
+        made_from = slice(j, j + C.shape[1])          # the rows the block is A times
+        E = (Hk.conj().T if cplx else Hk.T) @ Om[:size, made_from] - Om[:j, :size] @ C
         noise = _PRO_NOISE * self.eps * (anorm + hx.sum(hx.abs(C), axis=0))
         if cplx:
             size_ = hx.abs(E)
