@@ -400,10 +400,11 @@ class RowWork:
 
         ``W = Rᵀ Q`` with ``R`` the upper Cholesky factor of ``G`` (formed
         here in Python arithmetic: ``r`` is a few), and ``Q = R⁻ᵀ W`` in one
-        sweep.  Returns ``R``, or None, leaving ``W`` as it is, when a row
-        keeps less than 1/sqrt(2) of its norm against the rows before it (DGKS) or
-        falls to ``breakdown`` (see :func:`eigarray._linalg.orthonormalize_rows`).
-        Only when :attr:`fused`.
+        sweep.  Returns ``R``; or None, leaving ``W`` as it is, when a row
+        keeps less than ``1/sqrt(2)`` of its norm against the rows before it
+        (the DGKS test) or falls to ``breakdown`` (see
+        :func:`eigarray._linalg.orthonormalize_rows`).  Only when
+        :attr:`fused`.
         """
         r = G.shape[0]
         g = G.tolist()
