@@ -24,6 +24,28 @@ def test_which_matches_lapack(backend, which, dtype, rng):
     np.testing.assert_array_equal(testing._host(Ab), A)   # input untouched
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("which", ["LM", "LA", "SA", "BE"])
+@pytest.mark.parametrize("tol", [0.0, 1e-5])
+def test_which_matches_lapack_on_the_fused_path(which, dtype, tol, rng, monkeypatch):
+    # The fused Gram-Schmidt steps (NumPy rows of 4096 entries or more) on a
+    # small problem, every mode and dtype, full and partial
+    # reorthogonalisation.
+    from eigarray import _dispatch
+
+    monkeypatch.setattr(_dispatch, "_FUSED_MIN_LENGTH", 0)
+    A = random_hermitian(80, dtype, rng)
+    res = eigarray.eigsh(A, k=5, which=which, tol=tol, rng=1)
+    assert res.info.all_converged
+    if tol == 0.0:
+        testing.assert_eigenpairs(A, *res, exact=reference(A, 5, which))
+    else:
+        scale = np.abs(reference(A, 80, "LM")).max()
+        assert np.max(res.info.residual_norms) <= 2 * tol * scale
+        np.testing.assert_allclose(res.eigenvalues, reference(A, 5, which),
+                                   rtol=0, atol=10 * tol * scale)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 def test_laplacian_2d_dense_every_backend(backend, dtype):
     A, exact = testing.laplacian_2d(11, 9, anisotropy=0.7, dense=True)
