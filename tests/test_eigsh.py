@@ -395,7 +395,7 @@ def test_tensor_requiring_gradients_is_read_detached(rng):
 
 
 @pytest.mark.parametrize("n", [3, 4, 5, 7, 11])
-def test_basis_spanning_the_whole_space(n, rng):
+def test_basis_spanning_the_whole_space(n, rng, fused_steps):
     # ncv = n by default here; with a block of two and odd n the last
     # frontier row must still be multiplied once the space is spanned.
     A = random_hermitian(n, np.float64, rng)
