@@ -380,17 +380,13 @@ class RowWork:
             K, P = np.zeros((r, 0), dtype=acc), W[:0]
         K = np.ascontiguousarray(K, dtype=acc)
         coefficients = []
-        for M in stages[:-1]:
+        for M in stages:       # each stage subtracts the one before it, then measures
             C = np.zeros((M.shape[0], r), dtype=acc)
             kernels.subtract_measure(W, K, P, M, C, 0, n)
             coefficients.append(C)
-            K, P = np.ascontiguousarray(C.T), M
-        M = stages[-1]
-        C = np.zeros((M.shape[0], r), dtype=acc)
-        kernels.subtract_measure(W, K, P, M, C, 0, n)
-        coefficients.append(C)
+            K, P = np.ascontiguousarray(C.T), M    # one compiled layout for K
         G = np.zeros((r, r), dtype=acc)
-        kernels.subtract_gram(W, C, M, G, 0, n)
+        kernels.subtract_gram(W, coefficients[-1], stages[-1], G, 0, n)
         for c in range(r):                    # the kernel forms the upper triangle
             G[c, :c] = np.conj(G[:c, c])
         return coefficients, G
