@@ -43,6 +43,7 @@ implemented here and scikit-learn's classes are imported lazily where needed.
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
 from typing import Any
 
@@ -73,6 +74,13 @@ _DERIVED = ("components_", "explained_variance_", "explained_variance_ratio_",
 
 class _NotFittedError(ValueError, AttributeError):
     """Stand-in for ``sklearn.exceptions.NotFittedError`` when scikit-learn is absent."""
+
+
+class _TooFewSamples(ValueError, AttributeError):
+    """Fewer than two samples streamed in: no covariance, so no fitted attribute.
+
+    Also an AttributeError, so that ``hasattr(layer, "components_")`` is False.
+    """
 
 
 def _not_fitted(estimator: Any) -> Exception:
@@ -162,6 +170,59 @@ class _Estimator:
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
         """``fit(X).transform(X)``."""
         return self.fit(X, y, **fit_params).transform(X)
+
+    def get_feature_names_out(self, input_features: Any = None) -> Any:
+        """Names of the output columns: the class name in lower case and an index.
+
+        As scikit-learn names the outputs of its projections (``pca0``,
+        ``pca1``, ...).  ``input_features``, if given, must have
+        ``n_features_in_`` entries; the output names do not depend on it.
+        """
+        self._check_fitted()
+        n_in = self.n_features_in_
+        if input_features is not None and len(input_features) != n_in:
+            raise ValueError(f"`input_features` must have n_features_in_ = {n_in} names; got "
+                             f"{len(input_features)}.")
+        prefix = type(self).__name__.lower()
+        names = [f"{prefix}{i}" for i in range(self._n_outputs())]
+        return ns.numpy_namespace().asarray(names, dtype=object)
+
+    def set_output(self, *, transform: str | None = None) -> _Estimator:
+        """Output container of ``transform`` and ``fit_transform`` (scikit-learn's API).
+
+        ``'pandas'`` wraps NumPy results in a data frame whose columns are
+        :meth:`get_feature_names_out` (and whose index is the input's, for a
+        pandas input); ``'default'`` returns arrays; None leaves the setting
+        unchanged.  Results of other namespaces (torch, JAX, ...) are
+        returned as they are.
+        """
+        if transform is None:
+            return self
+        val.check_choice(transform, ("default", "pandas"), name="transform")
+        if transform == "pandas":
+            import importlib.util
+
+            if importlib.util.find_spec("pandas") is None:
+                raise ImportError("set_output(transform='pandas') needs pandas installed.")
+        # scikit-learn's attribute: ``clone`` carries it over.
+        self._sklearn_output_config = {"transform": transform}
+        return self
+
+    def _wrap_output(self, out: Any, X: Any) -> Any:
+        """``out`` in the container :meth:`set_output` (or scikit-learn's config) asks for."""
+        import sys
+
+        config = self.__dict__.get("_sklearn_output_config", {}).get("transform")
+        if config is None:
+            sklearn = sys.modules.get("sklearn")
+            config = sklearn.get_config().get("transform_output", "default") if sklearn \
+                else "default"
+        if config != "pandas" or type(out).__module__ != "numpy":
+            return out
+        import pandas as pd
+
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(out, columns=list(self.get_feature_names_out()), index=index)
 
     def _check_fitted(self) -> None:
         if not self.__sklearn_is_fitted__():
@@ -300,18 +361,37 @@ def _host_array(X: Any, *, name: str) -> Any:
     return A
 
 
-def _check_finite(xp: Any, X: Any, summary: Any, *, name: str) -> None:
+def _check_finite(xp: Any, X: Any, summary: Any, *, name: str,
+                  overflow: str | None = None) -> None:
     """Raise for NaN or Inf in ``X``, given an array ``summary`` computed from all of it.
 
     A NaN or Inf anywhere in ``X`` makes a sum over it non-finite; a finite
     ``summary`` (a sum, or the column sums and scatter of a pass the caller
     makes anyway) proves ``X`` finite, and only a non-finite one, which may
-    be overflow, costs a scan of ``X``.
+    be overflow, costs a scan of ``X``.  When ``X`` is finite and ``overflow``
+    names what ``summary`` is, its overflow is an error too.
     """
-    if not _is_traced(X) and not bool(xp.all(xp.isfinite(summary))) \
-            and not bool(xp.all(xp.isfinite(X))):
-        raise ValueError(f"Input contains NaN or infinity: `{name}` must not contain NaN "
-                         f"or Inf.")
+    if not _is_traced(X) and not bool(xp.all(xp.isfinite(summary))):
+        if not bool(xp.all(xp.isfinite(X))):
+            raise ValueError(f"Input contains NaN or infinity: `{name}` must not contain NaN "
+                             f"or Inf.")
+        if overflow is not None:
+            raise _overflow_error(xp, X, name=name, what=overflow)
+
+
+def _moments_overflow(xp: Any, X: Any) -> bool:
+    """Whether sums of squares of ``X``'s entries may overflow its dtype."""
+    largest = float(xp.max(xp.abs(X)))
+    limit = float(xp.finfo(X.dtype).max)
+    return largest > 0 and (2 * math.log(largest) + math.log(X.shape[0] * X.shape[1])
+                            > math.log(limit))
+
+
+def _overflow_error(xp: Any, X: Any, *, name: str, what: str) -> ValueError:
+    """The error for finite data whose second moments overflow the working precision."""
+    largest = float(xp.max(xp.abs(X)))
+    return ValueError(f"`{name}` is finite, but {what} overflows {X.dtype} (largest "
+                      f"|entry| {largest:.3g}): scale `{name}` down.")
 
 
 def _acc_dtype(xp: Any, dtype: Any) -> Any:
@@ -509,10 +589,11 @@ class EigenLayer(_Estimator):
         blocks when ``n_components < 0.1 min(n_samples, n_features)``, else 2;
         for ``'range_finder'`` scikit-learn's 7, else 4.
     randomized_method : {'auto', 'block_krylov', 'range_finder'}, default='auto'
-        The randomized solver's scheme: randomized block Krylov (``'auto'``;
-        the accuracy of scikit-learn's 7 power iterations for fewer passes
-        over the data) or the range finder with power iterations
-        (scikit-learn's).
+        The randomized solver's scheme: randomized block Krylov (``'auto'``
+        while its blocks of ``n_components + n_oversamples`` columns fit in
+        ``min(n_samples, n_features)``; the accuracy of scikit-learn's 7
+        power iterations for fewer passes over the data) or the range
+        finder with power iterations (scikit-learn's; ``'auto'`` otherwise).
     random_state : None, int, numpy.random.Generator or RandomState, default=None
         Seed of the randomized and Lanczos solvers (random blocks are drawn on
         the host, so every namespace sees the same numbers).
@@ -674,7 +755,8 @@ class EigenLayer(_Estimator):
             acc = _acc_dtype(xp, X.dtype)
             with ns.numpy_namespace().errstate(invalid="ignore", over="ignore"):
                 n, mean, M = _scatter(xp, X, acc)
-            _check_finite(xp, X, M, name="X")         # NaN/Inf anywhere reach the scatter
+            # NaN/Inf anywhere reach the scatter
+            _check_finite(xp, X, M, name="X", overflow="its scatter matrix")
             self._scatter, self._mean_acc, self.n_samples_seen_ = M, mean, n
             self._dtype = X.dtype
             self._n_features = d
@@ -682,10 +764,33 @@ class EigenLayer(_Estimator):
             return self
         mean = xp.mean(X, axis=0)
         rng = ns.host_rng(self.random_state, name="random_state")
+        try:
+            V, ev, S = self._solve_iterative(xp, X, mean, k, solver=solver, rng=rng)
+        except Exception as exc:
+            # Finite data whose products overflow fail inside the solver.
+            if _moments_overflow(xp, X):
+                raise _overflow_error(xp, X, name="X", what="a product with it") from exc
+            raise
+        if not _is_traced(X) and not bool(xp.all(xp.isfinite(ev))) \
+                and _moments_overflow(xp, X):
+            raise _overflow_error(xp, X, name="X", what="a product with it")
+        total = _total_variance(xp, X, mean)
+        self._store(xp, V, ev, S, mean, total, m=m, d=d, whiten=whiten, all_ev=None)
+        return self
+
+    def _solve_iterative(self, xp: Any, X: Any, mean: Any, k: int, *, solver: str,
+                         rng: Any) -> tuple[Any, Any, Any]:
+        """Axes (rows), variances and singular values by the randomized or Lanczos solver."""
+        m, d = int(X.shape[0]), int(X.shape[1])
         if solver == "randomized":
             op = aslinearoperator(_CenteredData(X, mean, xp), xp=xp, dtype=X.dtype, name="X")
-            method = "block_krylov" if self.randomized_method == "auto" \
-                else self.randomized_method
+            method = self.randomized_method
+            if method == "auto":
+                # Block Krylov while its blocks fit in the data's rank;
+                # otherwise the range finder, with its own pass count.
+                l = min(k + self.n_oversamples, m, d)
+                blocks = 1 + _resolve_n_iter(self.n_iter, k, m, d, "block_krylov")
+                method = "block_krylov" if blocks * l <= min(m, d) else "range_finder"
             n_iter = _resolve_n_iter(self.n_iter, k, m, d, method)
             _, S, Vh = _randomized(op, k, n_oversamples=self.n_oversamples, n_iter=n_iter,
                                    rng=rng, method=method)
@@ -705,9 +810,7 @@ class EigenLayer(_Estimator):
             ev = xp.flip(xp.clip(w, min=0.0), axis=0)
             V = xp.flip(W, axis=1).T
             S = xp.sqrt(ev * (m - 1))
-        total = _total_variance(xp, X, mean)
-        self._store(xp, V, ev, S, mean, total, m=m, d=d, whiten=whiten, all_ev=None)
-        return self
+        return V, ev, S
 
     def partial_fit(self, X: Any, y: Any = None, check_input: bool = True) -> EigenLayer:
         """Merge a chunk of samples into the running mean and scatter matrix.
@@ -717,7 +820,9 @@ class EigenLayer(_Estimator):
         eigendecomposition is recomputed on the first access of a fitted
         attribute or ``transform``.  Streaming the rows of ``X`` through
         ``partial_fit`` equals ``fit(X)`` with ``solver='covariance'`` to
-        rounding.
+        rounding.  A fit with that solver can be continued; after a fit by
+        the randomized or Lanczos solver, which keep no scatter matrix,
+        ``partial_fit`` warns and starts a new stream from ``X``.
 
         Parameters
         ----------
@@ -732,19 +837,31 @@ class EigenLayer(_Estimator):
         """
         self._check_params()
         fresh = self.__dict__.get("_scatter") is None
+        if fresh and "components_" in self.__dict__:
+            import warnings
+
+            warnings.warn(f"partial_fit starts a new stream: this {type(self).__name__} was "
+                          f"fitted by a solver that keeps no scatter matrix (randomized or "
+                          f"lanczos), so the samples of that fit are not merged. Fit with "
+                          f"solver='covariance' to continue a fit.", UserWarning, stacklevel=2)
         X, xp = self._check_X(X, reset=fresh)
-        if fresh:
-            self._reset()
-            self._dtype = X.dtype
-            self._n_features = int(X.shape[1])
-            n, mean, M = _scatter(xp, X, _acc_dtype(xp, X.dtype))
-        else:
+        if not fresh:
             sxp = ns.array_namespace(self._scatter)
             if getattr(sxp, "__name__", sxp) != getattr(xp, "__name__", xp):
                 X = ns.from_host_numpy(ns.to_host_numpy(X), sxp, like=self._scatter)
                 xp = sxp
-            nb, mb, Mb = _scatter(xp, X, self._scatter.dtype)
-            n, mean, M = _merge(self.n_samples_seen_, self._mean_acc, self._scatter, nb, mb, Mb)
+        with ns.numpy_namespace().errstate(invalid="ignore", over="ignore"):
+            if fresh:
+                n, mean, M = _scatter(xp, X, _acc_dtype(xp, X.dtype))
+            else:
+                nb, mb, Mb = _scatter(xp, X, self._scatter.dtype)
+                n, mean, M = _merge(self.n_samples_seen_, self._mean_acc, self._scatter,
+                                    nb, mb, Mb)
+        _check_finite(xp, X, M, name="X", overflow="its scatter matrix")
+        if fresh:
+            self._reset()
+            self._dtype = X.dtype
+            self._n_features = int(X.shape[1])
         self._scatter, self._mean_acc, self.n_samples_seen_ = M, mean, n
         for name in _DERIVED:
             self.__dict__.pop(name, None)
@@ -767,8 +884,8 @@ class EigenLayer(_Estimator):
         d = int(M.shape[0])
         if m < 2:
             self._pending = True
-            raise ValueError(f"`X` must have at least 2 samples to estimate a covariance; got "
-                             f"n_samples = {m}.")
+            raise _TooFewSamples(f"`X` must have at least 2 samples to estimate a covariance; "
+                                 f"got n_samples = {m}.")
         k = _check_n_components(self.n_components, m=m, d=d, solver="covariance",
                                 allow_fraction=True, cls=type(self).__name__)
         C = M / (m - 1)
@@ -845,9 +962,13 @@ class EigenLayer(_Estimator):
         self._check_fitted()
         if self.__dict__.get("_pending"):
             self._finalize_scatter()
+        X_in = X
         X, xp = self._check_X(X, reset=False)
         mean, P = self._fitted_in(xp, X, X.dtype, ("mean_", "_P"))
-        return (X - mean) @ P
+        return self._wrap_output((X - mean) @ P, X_in)
+
+    def _n_outputs(self) -> int:
+        return int(self._P.shape[1])                 # n_components_, or n_features for ZCA
 
     def inverse_transform(self, X: Any) -> Any:
         """Map projections back to feature space: ``X @ Q + mean_``.
@@ -900,6 +1021,24 @@ def _total_variance(xp: Any, X: Any, mean: Any) -> Any:
         part = xp.sum(Z * Z)
         total = part if total is None else total + part
     return total / (m - 1)
+
+
+def _sparse_total_variance(X: Any) -> float:
+    """Sum of per-feature variances (ddof=0) of a scipy sparse matrix.
+
+    Deviations from the mean are summed over the stored entries, and the
+    implicit zeros add ``mean²`` each: ``E[x²] - E[x]²`` would cancel
+    catastrophically on features far from zero mean.
+    """
+    hx = ns.numpy_namespace()
+    m, d = X.shape
+    C = X.tocoo(copy=True)
+    C.sum_duplicates()
+    mu = hx.bincount(C.col, weights=C.data.astype(hx.float64), minlength=d) / m
+    dev = C.data.astype(hx.float64) - mu[C.col]
+    stored = hx.bincount(C.col, minlength=d)
+    ss = hx.bincount(C.col, weights=dev * dev, minlength=d) + (m - stored) * mu * mu
+    return float(hx.sum(ss)) / m
 
 
 # --------------------------------------------------------------------------
@@ -985,11 +1124,17 @@ class TruncatedSVD(_Estimator):
         -------
         self
         """
-        self.fit_transform(X)
+        self._fit_transform(X)
         return self
 
     def fit_transform(self, X: Any, y: Any = None) -> Any:
         """Fit and return ``U Σ``, the projections of ``X``."""
+        return self._wrap_output(self._fit_transform(X), X)
+
+    def _n_outputs(self) -> int:
+        return int(self.components_.shape[0])
+
+    def _fit_transform(self, X: Any) -> Any:
         algorithm = val.check_choice(self.algorithm, ("randomized", "lanczos"),
                                      name="algorithm")
         n_iter = val.check_int(self.n_iter, name="n_iter", low=0)
@@ -1002,8 +1147,9 @@ class TruncatedSVD(_Estimator):
             rule = (f"1 <= n_components < min(n_samples, n_features) = {min(m, d)} for "
                     f"algorithm='lanczos' (n_samples = {m}, n_features = {d})")
         else:
-            high = d
-            rule = f"1 <= n_components <= n_features = {d} (n_samples = {m}, n_features = {d})"
+            high = min(m, d)
+            rule = (f"1 <= n_components <= min(n_samples, n_features) = {min(m, d)} "
+                    f"(n_samples = {m}, n_features = {d})")
         k = val.check_int(self.n_components, name="n_components", low=1, high=high, rule=rule)
         for name in ("components_", "explained_variance_", "explained_variance_ratio_",
                      "singular_values_", "n_features_in_", "_converted"):
@@ -1026,10 +1172,7 @@ class TruncatedSVD(_Estimator):
         self.n_features_in_ = d
         ev = xp.var(Xt, axis=0)
         if _is_sparse(X):
-            hx = ns.numpy_namespace()
-            mu = hx.reshape(hx.asarray(X.sum(axis=0)), (-1,)) / m
-            sq = hx.reshape(hx.asarray(X.multiply(X).sum(axis=0)), (-1,)) / m
-            full = hx.sum(sq - mu * mu)
+            full = _sparse_total_variance(X)
         else:
             full = xp.sum(xp.var(X, axis=0))
         self.explained_variance_ = ev
@@ -1049,12 +1192,15 @@ class TruncatedSVD(_Estimator):
         array, shape (n_samples, n_components)
         """
         self._check_fitted()
+        X_in = X
         X, xp = self._check_X(X, reset=False, sparse_ok=True)
         if _is_sparse(X):
             V = ns.to_host_numpy(self.components_)
-            return ns.numpy_namespace().asarray(X @ V.T.astype(X.dtype, copy=False))
-        (V,) = self._fitted_in(xp, X, X.dtype, ("components_",))
-        return X @ V.T
+            out = ns.numpy_namespace().asarray(X @ V.T.astype(X.dtype, copy=False))
+        else:
+            (V,) = self._fitted_in(xp, X, X.dtype, ("components_",))
+            out = X @ V.T
+        return self._wrap_output(out, X_in)
 
     def inverse_transform(self, X: Any) -> Any:
         """Map projections back: ``X @ components_``."""

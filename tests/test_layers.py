@@ -584,3 +584,107 @@ def test_fit_finds_nan_or_inf_anywhere(backend, bad):
         for solver in ("covariance", "randomized"):
             with pytest.raises(ValueError, match="must not contain NaN or Inf"):
                 eigarray.EigenLayer(2, solver=solver).fit(to_backend(B, backend))
+
+
+def test_wide_randomized_block_still_iterates():
+    # k + n_oversamples = 20 > min(m, d) / 2: Krylov blocks no longer fit, and
+    # the 'auto' scheme must fall back to the range finder's power passes
+    # (it used to return a one-pass sketch, 17% off).
+    g = np.random.default_rng(5)
+    X = g.standard_normal((200, 30)) * np.linspace(5, 0.1, 30)
+    k = 10
+    exact = SkPCA(svd_solver="full").fit(X).explained_variance_[:k]
+    for method in ("auto", "block_krylov", "range_finder"):
+        est = eigarray.EigenLayer(k, solver="randomized", randomized_method=method,
+                                  random_state=0).fit(X)
+        err = np.max(np.abs(est.explained_variance_ - exact) / exact)
+        assert err < (1e-4 if method != "block_krylov" else 1e-2), (method, err)
+
+
+def test_truncated_svd_variance_ratio_far_from_zero_mean():
+    # E[x²] - E[x]² cancels catastrophically at mean 1e8: the total variance
+    # of the sparse path must come from deviations, as the dense path's does.
+    g = np.random.default_rng(0)
+    Xd = np.full((50, 5), 1e8) + g.standard_normal((50, 5))
+    Xd[::3, 1] = 0.0                                   # implicit zeros, too
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    Xs = scipy_sparse.csr_matrix(Xd)
+    sparse = eigarray.TruncatedSVD(2, random_state=0).fit(Xs)
+    dense = eigarray.TruncatedSVD(2, random_state=0).fit(Xd)
+    np.testing.assert_allclose(sparse.explained_variance_ratio_,
+                               dense.explained_variance_ratio_, rtol=1e-9)
+    total = Xd.var(axis=0).sum()
+    np.testing.assert_allclose(sparse.explained_variance_ / sparse.explained_variance_ratio_,
+                               total, rtol=1e-12)
+
+
+def test_truncated_svd_more_components_than_samples():
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    X = scipy_sparse.random(5, 20, density=0.5, random_state=1, format="csr")
+    with pytest.raises(ValueError, match=r"n_components.*min\(n_samples, n_features\) = 5"):
+        eigarray.TruncatedSVD(6, random_state=0).fit(X)
+    assert eigarray.TruncatedSVD(5, random_state=0).fit(X).components_.shape == (5, 20)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_finite_data_whose_moments_overflow(solver):
+    X = np.random.default_rng(6).standard_normal((40, 5)) * 1e200
+    with pytest.raises(ValueError, match=r"`X` is finite, but .* overflows float64"):
+        eigarray.EigenLayer(2, solver=solver, random_state=0).fit(X)
+    layer = eigarray.EigenLayer(2).partial_fit(X[:20] / 1e200)
+    with pytest.raises(ValueError, match="its scatter matrix overflows"):
+        layer.partial_fit(X[20:])
+    assert layer.n_samples_seen_ == 20                 # the state is kept
+
+
+@pytest.mark.parametrize("solver", ["randomized", "lanczos"])
+def test_partial_fit_after_a_fit_without_scatter_warns(solver):
+    X, _, _ = pca_data(m=60)
+    layer = eigarray.EigenLayer(2, solver=solver, random_state=0).fit(X[:30])
+    with pytest.warns(UserWarning, match="starts a new stream"):
+        layer.partial_fit(X[30:])
+    assert layer.n_samples_seen_ == 30
+    np.testing.assert_allclose(layer.mean_, X[30:].mean(axis=0), rtol=1e-13)
+    kept = eigarray.EigenLayer(2, solver="covariance").fit(X[:30])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kept.partial_fit(X[30:])
+    assert kept.n_samples_seen_ == 60
+
+
+def test_hasattr_after_a_single_streamed_sample():
+    layer = eigarray.EigenLayer(2).partial_fit(np.ones((1, 4)))
+    assert not hasattr(layer, "components_")
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        layer.transform(np.ones((1, 4)))
+    layer.partial_fit(np.arange(4.0)[None, :])
+    assert layer.components_.shape == (2, 4)
+
+
+def test_feature_names_and_pandas_output():
+    pd = pytest.importorskip("pandas")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, _, _ = pca_data(m=30, d=5, sigma=(5.0, 4.0, 3.0, 2.0, 1.0))
+    frame = pd.DataFrame(X, columns=list("abcde"), index=range(100, 130))
+    pipe = make_pipeline(StandardScaler(), eigarray.EigenLayer(2)).set_output(
+        transform="pandas")
+    out = pipe.fit_transform(frame)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == ["eigenlayer0", "eigenlayer1"]
+    assert list(out.index) == list(range(100, 130))
+    np.testing.assert_allclose(out.to_numpy(), pipe[-1].set_output(transform="default")
+                               .transform(StandardScaler().fit_transform(X)), rtol=1e-10)
+    zca = eigarray.EigenLayer(2, whiten="zca").fit(X)
+    assert list(zca.get_feature_names_out()) == [f"eigenlayer{i}" for i in range(5)]
+    with pytest.raises(ValueError, match="`input_features` must have n_features_in_ = 5"):
+        zca.get_feature_names_out(["a", "b"])
+    tsvd = eigarray.TruncatedSVD(2, random_state=0).set_output(transform="pandas")
+    assert list(tsvd.fit_transform(X).columns) == ["truncatedsvd0", "truncatedsvd1"]
+    assert isinstance(tsvd.transform(X), pd.DataFrame)
+    assert sklearn.base.clone(tsvd)._sklearn_output_config == {"transform": "pandas"}
+    with pytest.raises(ValueError, match="`transform` must be one of"):
+        tsvd.set_output(transform="xarray")
+    with pytest.raises(NotFittedError):
+        eigarray.TruncatedSVD(2).get_feature_names_out()
