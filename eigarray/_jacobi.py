@@ -90,9 +90,11 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
         ``A``.  ``result.info.converged`` (shape ``(...)``) flags each matrix,
         ``result.info.history`` holds ``"sweeps"`` (per matrix) and ``"off"``
         (the relative off-diagonal measure reached, per matrix), and
-        ``result.info.n_iter`` the largest sweep count.  For Dask input the
+        ``result.info.n_iter`` the largest sweep count (``max_sweeps`` when
+        some matrix did not converge).  For Dask input the
         result stays lazy, ``info`` is None, and eigenvalues of a matrix that
-        did not converge are NaN.
+        did not converge are NaN.  Not differentiable: a torch tensor that
+        requires gradients is read detached, and the results carry none.
 
     Raises
     ------
@@ -172,7 +174,8 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
 
     result = eigh_impl(xp, A, UPLO=UPLO, tol=tol, max_sweeps=max_sweeps, sort=sort,
                        eigenvectors=eigenvectors)
-    report_nonconvergence(result, on_nonconvergence, what="matrices")
+    report_nonconvergence(result, on_nonconvergence, what="matrices", steps="sweeps",
+                          measure="relative off-diagonal measure")
     return result
 
 
@@ -199,8 +202,10 @@ def eigh_impl(xp: Any, A: Any, *, UPLO: str, tol: float, max_sweeps: int,
     sweeps_h = ns.to_host_numpy(sweeps).reshape(batch)
     off_h = ns.to_host_numpy(off).reshape(batch)
     converged = sweeps_h >= 0
-    info = ConvergenceInfo(converged, off_h, int(sweeps_h.max()) if sweeps_h.size else 0, 0,
-                           {"sweeps": sweeps_h, "off": off_h})
+    # An unconverged matrix (sweeps -1) used every sweep allowed.
+    used = int(sweeps_h.max()) if sweeps_h.size else 0
+    n_iter = max_sweeps if not bool(converged.all()) else used
+    info = ConvergenceInfo(converged, off_h, n_iter, 0, {"sweeps": sweeps_h, "off": off_h})
     return EighResult(w, V, info=info)
 
 
@@ -209,6 +214,8 @@ def _solve(A: Any, xp: Any, *, UPLO: str, tol: float, max_sweeps: int,
     """Route a validated stack to a kernel; returns flat ``(B, n)``/``(B, n, n)`` arrays."""
     n = int(A.shape[-1])
     flat = (math.prod(A.shape[:-2]), n, n)
+    if ns.is_torch_array(A) and A.requires_grad:
+        A = A.detach()                    # not differentiable: read detached
     host = ns.as_numpy_view(A)
     if host is not None:
         w, V, sweeps, off = _dispatch.batched_eigh_host(

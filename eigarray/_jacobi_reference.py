@@ -52,6 +52,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _namespace as ns
+
 __all__ = ["jacobi_eigh_xp", "round_robin_pairs"]
 
 
@@ -138,7 +140,7 @@ def jacobi_eigh_xp(
     device = A.device
     is_complex = xp.isdtype(A.dtype, "complex floating")
     finfo = xp.finfo(A.dtype)
-    rdtype = finfo.dtype
+    rdtype = ns.real_dtype(xp, A.dtype)   # finfo.dtype is a name in some namespaces
     tol = float(finfo.eps) if tol is None else float(tol)
     tiny = float(finfo.smallest_normal)
 

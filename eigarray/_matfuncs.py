@@ -89,7 +89,8 @@ def _eigh(xp: Any, A: Any, UPLO: str) -> tuple[Any, Any]:
     result = eigh_impl(xp, A, UPLO=UPLO, tol=ns.eps(xp, A.dtype),
                        max_sweeps=default_max_sweeps(int(A.shape[-1])))
     report_nonconvergence(result, "warn",
-                          what="eigendecompositions (matrix function of their approximation)")
+                          what="eigendecompositions (matrix function of their approximation)",
+                          steps="sweeps", measure="relative off-diagonal measure")
     return result.eigenvalues, result.eigenvectors
 
 
@@ -154,21 +155,54 @@ def _mH(xp: Any, X: Any) -> Any:
     return xp.conj(Xt) if ns.is_complex(xp, X.dtype) else Xt
 
 
-def _reconstruct(xp: Any, V: Any, *, fw: Any = None, half: Any = None) -> Any:
+def _reconstruct(xp: Any, V: Any, *, fw: Any = None, half: Any = None,
+                 log_weight: Callable[[Any, Any], Any] | None = None) -> Any:
     """``V diag(f) Vᴴ``, Hermitian to the last bit.
 
-    Give ``half = sqrt(f)`` when ``f >= 0`` (then ``W Wᴴ`` with ``W = V
-    diag(half)``), else ``fw = f``.  One batched product, then the average
-    with the conjugate transpose: its ``(i, j)`` entry and the conjugate of
-    its ``(j, i)`` entry add the same two numbers (IEEE addition commutes,
-    conjugation and halving are exact), so they are equal bitwise.
+    Give ``half`` with ``half² = f`` when ``f >= 0`` (then ``W Wᴴ`` with
+    ``W = V diag(half)``), else ``fw = f``.  One batched product, then the
+    average with the conjugate transpose: its ``(i, j)`` entry and the
+    conjugate of its ``(j, i)`` entry add the same two numbers (IEEE addition
+    commutes, conjugation and halving are exact), so they are equal bitwise.
+
+    Functions that can overflow (``exp``, powers) also give
+    ``log_weight(xp, mask)``, the log of ``|half|`` (or ``|fw|``) where
+    ``mask`` holds.  When some weight is large enough for the product to
+    overflow (one host synchronisation to find out), those weights are
+    scaled down by their matrix's largest, multiplied separately and scaled
+    back after the product: an entry that overflows is ``±inf`` with its
+    true sign, an entry the large weights do not reach keeps the value of
+    the others (a plain product would make ``0 · inf = NaN`` of both).
     """
-    if half is not None:
-        W = V * xp.astype(half, V.dtype, copy=False)[..., None, :]
-        X = W @ _mH(xp, W)
-    else:
-        X = (V * xp.astype(fw, V.dtype, copy=False)[..., None, :]) @ _mH(xp, V)
+    squared = half is not None
+    weights = half if squared else fw
+    real = ns.real_dtype(xp, V.dtype)
+    if log_weight is not None:
+        n = V.shape[-1]
+        big_log = (math.log(float(xp.finfo(real).max)) - math.log(max(n, 1)) - 1.0)
+        big_log = big_log / 2 if squared else big_log
+        big = xp.abs(weights) > math.exp(big_log)
+        if bool(xp.any(big)):
+            logs = xp.where(big, log_weight(xp, big), xp.asarray(-xp.inf, dtype=real))
+            shift = xp.max(logs, axis=-1, keepdims=True) - big_log
+            shift = xp.where(shift > 0, shift, xp.zeros_like(shift))   # no big weight: 0
+            scaled = xp.where(big, xp.sign(weights) * xp.exp(logs - shift),
+                              xp.zeros_like(weights))
+            rest = xp.where(big, xp.zeros_like(weights), weights)
+            Xb = _weighted_product(xp, V, scaled, squared)
+            X = _weighted_product(xp, V, rest, squared)
+            factor = xp.astype(xp.exp(shift)[..., None], V.dtype)
+            up = Xb * factor * factor if squared else Xb * factor
+            X = xp.where(Xb == 0, X, up + X)
+            return X * 0.5 + _mH(xp, X) * 0.5         # near the largest float: no overflow
+    X = _weighted_product(xp, V, weights, squared)
     return (X + _mH(xp, X)) * 0.5
+
+
+def _weighted_product(xp: Any, V: Any, weights: Any, squared: bool) -> Any:
+    """``W Wᴴ`` with ``W = V diag(weights)`` if ``squared``, else ``V diag(weights) Vᴴ``."""
+    W = V * xp.astype(weights, V.dtype, copy=False)[..., None, :]
+    return W @ _mH(xp, W) if squared else W @ _mH(xp, V)
 
 
 def _apply(A: Any, UPLO: str, body: Callable[[Any, Any], dict]) -> Any:
@@ -177,7 +211,9 @@ def _apply(A: Any, UPLO: str, body: Callable[[Any, Any], dict]) -> Any:
     if A.shape[-1] == 0:
         return xp.zeros_like(A)
     w, V = _eigh(xp, A, UPLO)
-    return _reconstruct(xp, V, **body(xp, w))
+    # Entries that overflow are documented to come back as inf: no NumPy warning.
+    with ns.numpy_namespace().errstate(over="ignore"):
+        return _reconstruct(xp, V, **body(xp, w))
 
 
 # ---------------------------------------------------------------------------
@@ -381,7 +417,7 @@ def expm(A: Any, *, UPLO: str = "L") -> Any:
     """
 
     def body(xp: Any, w: Any) -> dict:
-        return {"half": xp.exp(w * 0.5)}
+        return {"half": xp.exp(w * 0.5), "log_weight": lambda xp, mask: w * 0.5}
 
     return _apply(A, UPLO, body)
 
@@ -516,12 +552,16 @@ def powm(A: Any, p: float, *, clip: bool = False, UPLO: str = "L") -> Any:
     integer = p == math.floor(p)
 
     def body(xp: Any, w: Any) -> dict:
+        def log_weight(q: float) -> Callable[[Any, Any], Any]:
+            # log |w^q| where the weight is large (|w| > 0 there)
+            return lambda xp, mask: q * xp.log(xp.where(mask, xp.abs(w), xp.ones_like(w)))
+
         if integer and p >= 0:
             if p % 2 == 0:
-                return {"half": w ** (p / 2)}
-            return {"fw": w ** p}
+                return {"half": w ** (p / 2), "log_weight": log_weight(p / 2)}
+            return {"fw": w ** p, "log_weight": log_weight(p)}
         w = _definite(xp, w, strict=p < 0, clip=clip, fname=f"powm with p={p:g}")
-        return {"half": w ** (p / 2)}
+        return {"half": w ** (p / 2), "log_weight": log_weight(p / 2)}
 
     return _apply(A, UPLO, body)
 

@@ -126,8 +126,22 @@ class NoConvergence(RuntimeError):
         self.eigenvectors = result[1] if isinstance(result, EighResult) else None
 
 
-def report_nonconvergence(result: Any, policy: str, what: str = "eigenpairs") -> None:
-    """Warn about (or raise for) the pairs of ``result`` that did not converge."""
+def callback_stops(answer: Any) -> bool:
+    """Whether a callback's return value asks the solver to stop.
+
+    ``True``, Python's or NumPy's (a comparison such as ``state.x < 1e-6``
+    gives ``numpy.bool_``); anything else, None included, lets it go on.
+    """
+    return answer is True or (isinstance(answer, np.bool_) and bool(answer))
+
+
+def report_nonconvergence(result: Any, policy: str, what: str = "eigenpairs", *,
+                          steps: str = "iterations", measure: str = "residual norm") -> None:
+    """Warn about (or raise for) the pairs of ``result`` that did not converge.
+
+    ``what`` names the items counted, ``steps`` the unit of ``info.n_iter``
+    and ``measure`` what ``info.residual_norms`` holds.
+    """
     import warnings
 
     info = result.info
@@ -136,11 +150,11 @@ def report_nonconvergence(result: Any, policy: str, what: str = "eigenpairs") ->
         return
     res = np.asarray(info.residual_norms, dtype=float)
     worst = float(np.nanmax(res)) if np.any(~np.isnan(res)) else float("nan")
+    applied = f" and {info.n_matvec} operator applications" if info.n_matvec else ""
     msg = (
         f"{missed} of {info.converged.size} {what} did not converge after "
-        f"{info.n_iter} iterations and {info.n_matvec} operator applications; "
-        f"worst residual norm {worst:.3g}. Unconverged pairs are flagged in "
-        f"`result.info.converged`."
+        f"{info.n_iter} {steps}{applied}; worst {measure} {worst:.3g}. Unconverged "
+        f"ones are flagged in `result.info.converged`."
     )
     if policy == "raise":
         raise NoConvergence(msg, result)

@@ -275,3 +275,27 @@ def test_dask_maps_over_batch_chunks(rng):
     w, V = eigarray.eigh_batched(D)
     assert isinstance(w, da.Array)
     check_stack(A, w.compute(), V.compute())
+
+
+def test_torch_tensor_that_requires_grad_is_read_detached():
+    torch = pytest.importorskip("torch")
+    A = torch.tensor([[[2.0, 1.0], [1.0, 2.0]]], dtype=torch.float64, requires_grad=True)
+    w, V = eigarray.eigh_batched(A)
+    assert isinstance(w, torch.Tensor) and not w.requires_grad and not V.requires_grad
+    ref = eigarray.eigh_batched(A.detach().numpy())
+    np.testing.assert_array_equal(w.numpy(), ref.eigenvalues)
+    np.testing.assert_array_equal(V.numpy(), ref.eigenvectors)
+    S = eigarray.sqrtm(A)
+    assert not S.requires_grad
+    np.testing.assert_allclose((S @ S).numpy(), A.detach().numpy(), rtol=1e-14)
+
+
+def test_unconverged_count_and_message():
+    A = testing.matrix_with_spectrum(np.arange(1.0, 7.0), rng=0)[0]
+    A = np.stack([A] * 4)
+    with pytest.warns(eigarray.ConvergenceWarning,
+                      match=r"4 of 4 matrices did not converge after 1 sweeps; worst "
+                            r"relative off-diagonal measure"):
+        res = eigarray.eigh_batched(A, max_sweeps=1)
+    assert res.info.n_iter == 1
+    assert not res.info.converged.any()

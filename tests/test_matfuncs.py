@@ -352,3 +352,36 @@ def test_readonly_backend_is_exercised():
     with pytest.raises(ValueError):
         A[0, 0] = 2.0
     np.testing.assert_array_equal(eigarray.sqrtm(A), np.eye(2))
+
+
+def test_expm_and_powm_overflow_to_signed_inf_not_nan():
+    # A plain V diag(f) Vᴴ makes 0 * inf = NaN and inf - inf = NaN; the large
+    # weights are scaled and multiplied apart, so only entries they reach
+    # overflow, with their true sign (scipy.linalg.expm's answer).
+    np.testing.assert_array_equal(eigarray.expm(np.diag([2000.0, 0.0])),
+                                  [[np.inf, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(eigarray.expm(np.array([[1000.0, 1.0], [1.0, 1000.0]])),
+                                  np.full((2, 2), np.inf))
+    np.testing.assert_array_equal(eigarray.powm(np.diag([1e200, -1e150, 2.0]), 3),
+                                  np.diag([np.inf, -np.inf, 8.0]))
+    P = eigarray.powm(np.diag([1e200, 2.0]), 2.5)
+    np.testing.assert_array_equal(P[0], [np.inf, 0.0])
+    np.testing.assert_allclose(P[1], [0.0, 2.0 ** 2.5], rtol=4 * np.finfo(float).eps)
+
+
+@pytest.mark.parametrize("lam", [[708.6, 1.0, -3.0], [709.7, 709.0, 2.0], [720.0, 1.0, 0.0]])
+def test_expm_near_the_largest_float(lam):
+    # Entries just below the overflow threshold keep full accuracy; those past
+    # it are inf with the sign of the exact value (computed scaled by e^-λmax).
+    lam = np.asarray(lam)
+    A, Q = testing.matrix_with_spectrum(lam, rng=1)
+    E = eigarray.expm(A)
+    scaled = (Q * np.exp(lam - lam.max())) @ Q.T      # exp(A) e^-λmax
+    with np.errstate(over="ignore"):
+        exact = scaled * np.exp(lam.max() / 2) * np.exp(lam.max() / 2)
+    over = np.isinf(exact)
+    np.testing.assert_array_equal(E[over], exact[over])
+    eps = np.finfo(np.float64).eps
+    # exp's condition number: λ times the eigenvector error
+    np.testing.assert_allclose(E[~over], exact[~over], rtol=100 * 3 * lam.max() * eps)
+    np.testing.assert_array_equal(E, E.T)
