@@ -14,6 +14,7 @@ coefficients and the row norms to the host once per pass;
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import array_api_extra as xpx
@@ -26,7 +27,9 @@ __all__ = [
     "project_out",
     "orthonormalize_rows",
     "combine_rows",
+    "iteration_scale",
     "random_vector",
+    "scaled_operator",
     "thin_product",
     "row_norms",
     "gram",
@@ -255,6 +258,67 @@ def combine_rows(xp: Any, B: Any, Y: Any, *, start: int, stop: int, chunk: int =
     return B
 
 
+def iteration_scale(xp: Any, W: Any, dtype: Any, length: int | None = None) -> float:
+    """A power of two to divide the products by, from the first block of them.
+
+    1.0 unless ``W``'s entries are so large or small (beyond ``2^±(emax/4)``
+    after a factor ``sqrt(n)``: ``2^±256`` in float64, ``2^±32`` in float32)
+    that sums of their squares, which norms and Gram matrices form, could
+    overflow or underflow; a power of two scales exactly.  ``length``: that
+    of the vectors in ``W`` (default: its rows, ``W.shape[-1]``).
+    """
+    amax = float(xp.max(xp.abs(W))) * math.sqrt(W.shape[-1] if length is None else length)
+    bound = 2.0 ** (math.frexp(float(xp.finfo(ns.real_dtype(xp, dtype)).max))[1] // 4)
+    if not math.isfinite(amax) or amax == 0.0 or 1.0 / bound <= amax <= bound:
+        return 1.0
+    return 2.0 ** (math.frexp(amax)[1] - 1)
+
+
+def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:
+    """``A / s`` for a bound operator, ``s`` a power of two set by its first product.
+
+    Returns the operator (products counted on it) and a function giving
+    ``s`` (1.0 before the first product); see :func:`iteration_scale`.
+    Solvers whose norms and Gram matrices would overflow or underflow on
+    ``A`` run on ``A / s`` and multiply values and residuals by ``s``.
+    """
+    from ._operator import LinearOperator
+
+    xp = op.xp
+    box: list = [None]
+
+    def fix(y: Any, length: int, power: int = 1) -> Any:
+        if box[0] is None:
+            box[0] = iteration_scale(xp, y, op.dtype, length)
+        s = box[0]
+        return y if s == 1.0 else y * (1.0 / s ** power)
+
+    def matvec(x: Any) -> Any:
+        return fix(op.matvec(x), op.shape[0])
+
+    def matmat(X: Any) -> Any:
+        return fix(op.matmat(X), op.shape[0])
+
+    def rmatvec(y: Any) -> Any:
+        return fix(op.rmatvec(y), op.shape[1])
+
+    def rmatmat(Y: Any) -> Any:
+        return fix(op.rmatmat(Y), op.shape[1])
+
+    def normal(X: Any) -> tuple[Any, Any]:
+        Y, Z = op.normal_matmat(X)
+        Y = fix(Y, op.shape[0])
+        return Y, fix(Z, op.shape[1], power=2)
+
+    adjoint = op.has_adjoint
+    scaled = LinearOperator(op.shape, op.dtype, xp, matvec=matvec, matmat=matmat,
+                            rmatvec=rmatvec if adjoint else None,
+                            rmatmat=rmatmat if adjoint else None, device=op.device,
+                            normal=normal if op.has_normal else None)
+    scaled.inner = op                       # the operator whose products these are
+    return scaled, lambda: 1.0 if box[0] is None else box[0]
+
+
 def random_vector(xp: Any, n: int, dtype: Any, rng: Any, device: Any = None) -> Any:
     """A random vector drawn on the host (standard normal) and moved to ``xp``."""
     hx = ns.numpy_namespace()
@@ -344,17 +408,24 @@ def cholesky_qr(xp: Any, Y: Any, *, cplx: bool, eps: float) -> tuple[Any, Any, s
       ``G + s I`` with ``s = (sqrt(m) + l) l eps ||G||``, which brings the
       condition number down to about ``s^(-1/2)``, then Cholesky-QR2.
     * When that still fails (the block is numerically rank deficient, e.g. an
-      exactly low-rank matrix), Householder QR in the namespace.
+      exactly low-rank matrix), or when ``Yᴴ Y`` overflows, Householder QR
+      in the namespace.
 
     Returns ``(Q, R, how)`` with ``Y = Q R``, ``R`` an ``l x l`` host array
     and ``how`` in ``{'cholqr2', 'scholqr3', 'qr'}``.
     """
     hx = ns.numpy_namespace()
     m, l = Y.shape
-    G = gram(xp, Y, cplx)
+    with hx.errstate(over="ignore", invalid="ignore"):   # checked below
+        G = gram(xp, Y, cplx)
     R0 = None
     Y1 = Y
     how = "cholqr2"
+    if not bool(hx.all(hx.isfinite(G))):
+        # Yᴴ Y overflows (a block past the square root of the largest
+        # float): Householder QR scales its norms.
+        Q, R = householder_qr(xp, Y)
+        return Q, R, "qr"
     if not _well_conditioned(G, eps):
         norm = float(hx.linalg.eigvalsh(G)[-1])
         shift = (math.sqrt(m) + l) * l * eps * norm

@@ -44,9 +44,10 @@ from typing import Any, NamedTuple
 
 from . import _namespace as ns
 from . import _validate as val
-from ._linalg import set_rows
+from ._linalg import scaled_operator, set_rows
 from ._operator import LinearOperator, aslinearoperator
 from ._result import ConvergenceInfo, EighResult, SVDResult, report_nonconvergence
+from ._result import callback_stops as _stops
 
 __all__ = [
     "subspace_iteration",
@@ -343,6 +344,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, block_size: int, X0: Any, t
     multiplied; rotations act on them alone (``diag(I, S)``), so the locked
     columns stay bit-for-bit unchanged.
     """
+    # On A / s (s a power of two, 1 unless ||A|| is near the ends of the
+    # exponent range); values and residuals are scaled back.
+    op, scale = scaled_operator(op)
     xp = op.xp
     hx = ns.numpy_namespace()
     n = op.shape[0]
@@ -396,13 +400,13 @@ def _impl(op: LinearOperator, k: int, *, which: str, block_size: int, X0: Any, t
         done = res[:k] <= threshold
         n_iter += 1
         asc = hx.argsort(theta[:k], stable=True)
-        history["ritz_values"].append(theta[:k][asc])
-        history["residual_estimates"].append(res[:k][asc])
+        history["ritz_values"].append(theta[:k][asc] * scale())
+        history["residual_estimates"].append(res[:k][asc] * scale())
         history["n_matvec"].append(op.n_matvec - matvec0)
         if callback is not None:
-            state = PowerState(n_iter, op.n_matvec - matvec0, theta[:k][asc], res[:k][asc],
-                               int(hx.count_nonzero(done)))
-            if callback(state) is True:
+            state = PowerState(n_iter, op.n_matvec - matvec0, theta[:k][asc] * scale(),
+                               res[:k][asc] * scale(), int(hx.count_nonzero(done)))
+            if _stops(callback(state)):
                 stop_reason = "callback"
         if bool(hx.all(done)) or n_iter >= maxiter or stop_reason:
             break
@@ -433,8 +437,8 @@ def _impl(op: LinearOperator, k: int, *, which: str, block_size: int, X0: Any, t
     asc = hx.argsort(theta[:k], stable=True)
     Xk = xp.take(X, _to_device(xp, asc, xp.int64, like), axis=1)
     Xk = _settle(xp, Xk)
-    w_out = _to_device(xp, theta[:k][asc], real_dtype, like)
-    info = ConvergenceInfo(res[:k][asc] <= threshold, res[:k][asc], n_iter,
+    w_out = _to_device(xp, theta[:k][asc] * scale(), real_dtype, like)
+    info = ConvergenceInfo(res[:k][asc] <= threshold, res[:k][asc] * scale(), n_iter,
                            op.n_matvec - matvec0,
                            {key: hx.asarray(v_) for key, v_ in history.items()})
     return EighResult(w_out, Xk, info=info)
@@ -650,6 +654,7 @@ def svd_impl(op: LinearOperator, k: int, *, tol: float, maxiter: int | None,
         ``max(||A v - σ u||, ||Aᴴ u - σ v||)`` from the products, and
         ``info.n_matvec`` counts products with ``A`` and with ``Aᴴ``.
     """
+    op, scale = scaled_operator(op)           # see _impl
     xp = op.xp
     hx = ns.numpy_namespace()
     m, n = op.shape
@@ -699,8 +704,8 @@ def svd_impl(op: LinearOperator, k: int, *, tol: float, maxiter: int | None,
         threshold = tol * smax
 
         n_iter += 1
-        history["ritz_values"].append(s[:k])
-        history["residual_estimates"].append(res[:k])
+        history["ritz_values"].append(s[:k] * scale())
+        history["residual_estimates"].append(res[:k] * scale())
         history["n_matvec"].append(op.n_matvec + op.n_rmatvec - count0)
         if bool(hx.all(res[:k] <= threshold)) or n_iter >= maxiter:
             break
@@ -715,8 +720,8 @@ def svd_impl(op: LinearOperator, k: int, *, tol: float, maxiter: int | None,
     order = hx.argsort(-s[:k], stable=True)
     idx = _to_device(xp, order, xp.int64, like)
     Uk, Vk = xp.take(U, idx, axis=1), xp.take(V, idx, axis=1)
-    s_out = _to_device(xp, s[:k][order], real_dtype, like)
-    info = ConvergenceInfo(res[:k][order] <= threshold, res[:k][order], n_iter,
+    s_out = _to_device(xp, s[:k][order] * scale(), real_dtype, like)
+    info = ConvergenceInfo(res[:k][order] <= threshold, res[:k][order] * scale(), n_iter,
                            op.n_matvec + op.n_rmatvec - count0,
                            {key: hx.asarray(v_) for key, v_ in history.items()})
     return SVDResult(_settle(xp, Uk), s_out, _settle(xp, _adjoint(xp, Vk, cplx)), info=info)
@@ -727,10 +732,16 @@ def svd_impl(op: LinearOperator, k: int, *, tol: float, maxiter: int | None,
 
 
 def _normalize(xp: Any, x: Any) -> Any:
-    """``x / ||x||``, and the zero vector for a zero ``x`` (no host synchronisation)."""
-    nrm = xp.linalg.vector_norm(x)
-    nrm = nrm + xp.astype(nrm == 0, nrm.dtype)
-    return x / xp.astype(nrm, x.dtype) if x.dtype != nrm.dtype else x / nrm
+    """``x / ||x||``, and the zero vector for a zero ``x`` (no host synchronisation).
+
+    ``x`` is divided by its largest magnitude first, so that the squares the
+    norm sums neither overflow nor underflow, whatever the scale of ``A``.
+    """
+    for nrm in (xp.max(xp.abs(x)), None):
+        nrm = xp.linalg.vector_norm(x) if nrm is None else nrm
+        nrm = nrm + xp.astype(nrm == 0, nrm.dtype)
+        x = x / xp.astype(nrm, x.dtype) if x.dtype != nrm.dtype else x / nrm
+    return x
 
 
 def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = None,

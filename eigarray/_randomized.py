@@ -39,6 +39,7 @@ from ._linalg import (
     gram,
     householder_qr,
     lu_normalize,
+    scaled_operator,
 )
 from ._operator import LinearOperator, aslinearoperator
 from ._result import ConvergenceInfo, EighResult, SVDResult
@@ -221,7 +222,8 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
         ``>= 0``; the block size is ``l = min(k + n_oversamples, min(m, n))``.
     n_iter : int
         Power passes (``>= 0``); for 'block_krylov' the number of Krylov
-        blocks after the first (capped so the basis fits in ``min(m, n)``).
+        blocks after the first, capped so the basis fits in ``min(m, n)``;
+        passes beyond the cap run as power passes on the first block.
     normalizer : {'auto', 'QR', 'LU', 'cholqr2', 'none'}
         Re-normalisation between passes.
     method : {'range_finder', 'block_krylov'}
@@ -250,6 +252,7 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
         cplx = ns.is_complex(xp, op.dtype)
         return SVDResult(xp.conj(Vh).T if cplx else Vh.T, S,
                          xp.conj(U).T if cplx else U.T, info=res.info)
+    op, op_scale = _scaled(op)
     xp = op.xp
     hx = ns.numpy_namespace()
     m, n = op.shape
@@ -264,7 +267,7 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
     def record(R: Any, ahead: int = 0) -> None:
         # ``ahead``: adjoint products already made past the block recorded.
         history["n_matvec"].append(_count(op) - start - ahead)
-        history["singular_values"].append(_host_svals(R, k))
+        history["singular_values"].append(_host_svals(R, k) * op_scale())
 
     Omega = _gaussian(xp, n, l, dtype, rng, op.device)
     passes = 0
@@ -311,6 +314,14 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
         like = Y
         del Omega
         blocks = 1 + min(n_iter, max(0, min(m, n) // l - 1))
+        # Passes the basis has no room for are power passes on the first
+        # block (unless it spans the whole range already): a wide block
+        # would otherwise get no iteration at all.
+        for _ in range(n_iter - (blocks - 1) if l < min(m, n) else 0):
+            Q, _ = _normalize(xp, Y, normalizer, cplx=cplx, eps=eps)
+            Z, _ = _normalize(xp, _rmatmat(op, Q), normalizer, cplx=cplx, eps=eps)
+            Y = _matmat(op, Z)
+            passes += 1
         basis_how = normalizer if normalizer in ("QR", "cholqr2") else "auto"
         Qs: list = []
         Zs: list = []
@@ -340,18 +351,18 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
     U = Q @ _to_xp(W, xp, dtype, like)
     V = Q2 @ _to_xp(X[:, :k], xp, dtype, like)
     real = ns.real_dtype(xp, dtype)
-    S = _to_xp(hx.asarray(s[:k]), xp, real, like)
     Vh = xp.conj(V).T if cplx else V.T
     n_products = _count(op) - start
     history["n_matvec"].append(n_products)
-    history["singular_values"].append(hx.asarray(s[:k], dtype="float64"))
+    history["singular_values"].append(hx.asarray(s[:k], dtype="float64") * op_scale())
     if residuals:
         AV = op.matmat(V)
-        Rr = AV - U * xp.astype(S, dtype)[None, :]
-        res = ns.to_host_numpy(xp.linalg.vector_norm(Rr, axis=0)).astype("float64")
+        Rr = AV - U * xp.astype(_to_xp(hx.asarray(s[:k]), xp, real, like), dtype)[None, :]
+        res = ns.to_host_numpy(xp.linalg.vector_norm(Rr, axis=0)).astype("float64") * op_scale()
         n_products = _count(op) - start
     else:
         res = hx.full(k, hx.nan)
+    S = _to_xp(hx.asarray(s[:k] * op_scale()), xp, real, like)
     info = ConvergenceInfo(hx.ones(k, dtype=bool), res, passes, n_products,
                            {key: hx.asarray(v) for key, v in history.items()})
     return SVDResult(U, S, Vh, info=info)
@@ -457,7 +468,9 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
     With ``method='block_krylov'`` the blocks of every pass are kept and
     orthonormalised against each other (Musco & Musco), and the final
     Rayleigh-Ritz uses the whole Krylov basis: for the same number of
-    passes, more accurate on slowly decaying spectra.
+    passes, more accurate on slowly decaying spectra.  The basis holds at
+    most ``min(m, n)`` columns; passes it has no room for run as power
+    passes on the first block.
 
     Parameters
     ----------
@@ -856,6 +869,7 @@ def eigh_impl(op: LinearOperator, k: int, *, method: str, n_oversamples: int, n_
     Returns the ``k`` wanted eigenpairs (largest for 'nystrom', largest in
     magnitude for 'range_finder'), eigenvalues ascending.
     """
+    op, scale = _scaled(op)
     xp = op.xp
     hx = ns.numpy_namespace()
     n = op.shape[0]
@@ -883,7 +897,9 @@ def eigh_impl(op: LinearOperator, k: int, *, method: str, n_oversamples: int, n_
         # Tropp et al. 2017, Algorithm 3: shift by ν, Cholesky of the core
         # Qᴴ (A + ν I) Q, E = (Y + ν Q) C⁻¹, eigenvalues σ(E)² - ν.
         ynorm = math.sqrt(float(xp.sum(_colnorms2(xp, Y))))
-        nu = max(math.sqrt(n) * eps * ynorm, hx.finfo(hx.float64).tiny)
+        # floored at the working precision's smallest normal: C⁻¹ must not overflow it
+        tiny = float(hx.finfo(hx.float32 if eps > 1e-10 else hx.float64).tiny)
+        nu = max(math.sqrt(n) * eps * ynorm, tiny)
         C = None
         while C is None:
             try:
@@ -911,10 +927,18 @@ def eigh_impl(op: LinearOperator, k: int, *, method: str, n_oversamples: int, n_
         X = Q @ Sk
         Rr = Y @ Sk - X * _to_xp(w, xp, dtype, like=Q)[None, :]
         res = ns.to_host_numpy(xp.linalg.vector_norm(Rr, axis=0)).astype("float64")
-    W = _to_xp(hx.asarray(w, dtype="float64"), xp, real, like=X)
-    info = ConvergenceInfo(hx.ones(k, dtype=bool), res, n_iter, op.n_matvec - start,
+    W = _to_xp(hx.asarray(w, dtype="float64") * scale(), xp, real, like=X)
+    info = ConvergenceInfo(hx.ones(k, dtype=bool), res * scale(), n_iter, op.n_matvec - start,
                            {key: hx.asarray(v) for key, v in history.items()})
     return EighResult(W, X, info=info)
+
+
+def _scaled(op: LinearOperator) -> tuple[LinearOperator, Any]:
+    """:func:`scaled_operator`, except on Dask, where reading the first product's
+    scale would compute it once more (its products stay unscaled)."""
+    if ns.is_dask_namespace(op.xp):
+        return op, lambda: 1.0
+    return scaled_operator(op)
 
 
 def _colnorms2(xp: Any, Y: Any) -> Any:

@@ -407,3 +407,28 @@ def test_results_in_caller_namespace_for_callable_with_torch_x0(rng):
     w, V = eigarray.subspace_iteration(op, 2, which="LA", X0=X0, rng=0)
     assert isinstance(w, torch.Tensor) and isinstance(V, torch.Tensor)
     testing.assert_eigenpairs(A, w, V, exact=reference(A, 2, "LA"))
+
+
+@pytest.mark.parametrize("dtype, scales", [(np.float64, [1e-200, 1e200]),
+                                           (np.float32, [1e-22, 1e20])])
+def test_scale_near_the_ends_of_the_exponent_range(dtype, scales):
+    # Squares of the entries overflow or underflow: the iterations run on a
+    # power-of-two scaling of A (spectral_norm: its vectors are normalised
+    # through their largest entry), and values come back scaled.
+    lam = np.linspace(0.1, 1.0, 40)
+    S = testing.matrix_with_spectrum(lam, rng=0)[0]
+    sig = np.linspace(1.0, 0.1, 30)
+    M = testing.matrix_with_singular_values(50, 30, sig, rng=0)[0]
+    eps = np.finfo(dtype).eps
+    for c in scales:
+        res = eigarray.subspace_iteration((S * c).astype(dtype), 3, which="LA", rng=0)
+        assert res.info.converged.all()
+        np.testing.assert_allclose(res.eigenvalues / c, lam[-3:], rtol=1e3 * eps)
+        assert np.all(res.info.residual_norms / c < 1e3 * eps)
+        svd = eigarray.svds((M * c).astype(dtype), 3, solver="power", rng=0)
+        assert svd.info.converged.all()
+        np.testing.assert_allclose(np.sort(svd.S) / c, np.sort(sig[:3]), rtol=1e3 * eps)
+        sigma, state = eigarray.spectral_norm((M * c).astype(dtype), n_iter=200, rng=0)
+        np.testing.assert_allclose(float(sigma) / c, 1.0, rtol=1e-3)
+        np.testing.assert_allclose(np.linalg.norm(state.u.astype(np.float64)), 1.0,
+                                   rtol=10 * eps)
