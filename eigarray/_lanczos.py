@@ -51,6 +51,7 @@ from ._linalg import (
     cholesky_qr,
     combine_rows,
     gram_norms,
+    iteration_scale,
     orthonormalize_rows,
     project_out,
     random_vector,
@@ -60,6 +61,7 @@ from ._linalg import (
 )
 from ._operator import LinearOperator, aslinearoperator, host_view_operator
 from ._result import ConvergenceInfo, EighResult, report_nonconvergence
+from ._result import callback_stops as _stops
 
 __all__ = ["eigsh", "lanczos", "LanczosState"]
 
@@ -137,7 +139,7 @@ def record_restart(history: dict, callback: Callable | None, n_iter: int, n_matv
         return False
     state = LanczosState(n_iter, n_matvec, values[order], estimates[order],
                          int(hx.count_nonzero(done)))
-    return callback(state) is True
+    return _stops(callback(state))
 
 
 # A block of two starting vectors: a single Krylov sequence never sees the
@@ -233,7 +235,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
 
     B = xp.zeros((m + b, n), dtype=dtype, device=op.device)
     work = RowWork.of(B, b)
-    H = hx.zeros((m + b, m), dtype=host_dtype)
+    H = hx.zeros((m + b, m + b), dtype=host_dtype)   # columns past m: see exhausted below
     V0 = xp.stack([v0 if (i == 0 and v0 is not None) else
                    random_vector(xp, n, dtype, rng, op.device) for i in range(b)], axis=0)
     V0, _, _ = orthonormalize_rows(xp, B, 0, V0, row_norms(xp, V0), cplx=cplx,
@@ -256,11 +258,13 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     n_iter = 0
     stop_reason = None
     exhausted = False
+    # Products are divided by ``scale`` (a power of two, 1 unless ||A|| is
+    # so large or small that squares of its entries would overflow or
+    # underflow); values and residuals are scaled back on the way out.
+    scale = None
 
     while True:
         # 1. Process the frontier, a block of rows at a time, until m rows are.
-        # Once the basis spans the whole space (``exhausted``), the frontier
-        # rows left are still multiplied, so that Rayleigh-Ritz sees them all.
         while j < m and j < size:
             r = min(size - j, m - j)
             V = B[j:j + r, ...]
@@ -270,6 +274,14 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 W = op.matmat_rows(V, B[size:size + r, ...])
             else:
                 W = op.matmat(V.T).T if r > 1 else op.matvec(V[0, ...])[None, :]
+            if scale is None:
+                # The first product sets the scale of the iteration.
+                scale = iteration_scale(xp, W, dtype)
+            if scale != 1.0:
+                if work is not None:
+                    W *= 1.0 / scale
+                else:
+                    W = W * (1.0 / scale)
             # Local step first: the coefficients of A V on the rows processed
             # before it are known by symmetry (conj(H[j:j+r, :j])), those on V
             # itself are a small product.  What is left for the Gram-Schmidt
@@ -316,8 +328,15 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                     W, Cl, norms = project_out(xp, B, nlock, W, cplx=cplx, work=work)
                 C = hx.zeros((size, r), dtype=host_dtype)
                 C[:nlock, :] = Cl
-                passed = j > 0 and not bool(
-                    hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms))
+                # The frontier's coefficients were measured once: what is left
+                # of them is a few eps times the product's norm, which the
+                # estimates do not carry.  Small next to the new rows unless
+                # the product nearly lay in the basis (a start on an
+                # eigenvector, a converged Krylov space); then the whole basis
+                # is projected, as for an estimate that passes the level.
+                before = hx.sqrt(hx.sum(hx.abs(Ctot) ** 2, axis=0) + norms ** 2)
+                passed = bool(hx.any(_PRO_NOISE * eps * before > pro_level * norms)) or (
+                    j > 0 and not bool(hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms)))
                 if passed or project_next:
                     # Simon's rule: the next block too, or its estimate, made
                     # from this block's and the previous one's, passes again.
@@ -335,8 +354,12 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 gram = gram if not bool(hx.any(C != 0)) else None
             Ctot += C
             # ||A v||: its coefficients on the basis and what is left of it.
-            anorm = max(anorm, float(hx.sqrt(hx.max(
-                hx.sum(hx.abs(Ctot) ** 2, axis=0) + norms ** 2))))
+            product_norm = float(hx.sqrt(hx.max(hx.sum(hx.abs(Ctot) ** 2, axis=0) + norms ** 2)))
+            if not math.isfinite(product_norm):
+                raise ValueError(f"`A` returned NaN or Inf for a finite vector (operator "
+                                 f"application {op.n_matvec - matvec0}), or its product "
+                                 f"overflows.")
+            anorm = max(anorm, product_norm)
             Ctot[:nlock, :] = 0.0                     # locked pairs are deflated
             Q, R, lost = orthonormalize_rows(xp, B, size, W, norms, cplx=cplx,
                                              breakdown=eps * anorm * math.sqrt(n), rng=rng,
@@ -351,6 +374,17 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             size += r - lost
             exhausted = exhausted or lost > 0         # the basis spans the whole space
         exhausted = exhausted or j < m
+        if exhausted and j < size:
+            # The basis spans an invariant subspace (the whole space, when ncv
+            # is close to n) with frontier rows left: their products lie in
+            # its span, so their columns of H are their coefficients on it,
+            # and Rayleigh-Ritz then sees the whole basis, with no residual.
+            V = B[j:size, ...]
+            W = op.matmat(V.T).T
+            W = W if scale == 1.0 else W * (1.0 / scale)
+            H[:size, j:size] = ns.to_host_numpy(thin_product(xp, B[:size, ...], W, cplx))
+            H[:nlock, j:size] = 0.0                   # locked pairs are deflated
+            j = size
 
         # 2. Rayleigh-Ritz on the active processed block; residuals from the frontier.
         Ha = H[nlock:j, nlock:j]
@@ -367,7 +401,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         done = all_est[wanted] <= threshold
         n_iter += 1
         if record_restart(history, callback, n_iter, op.n_matvec - matvec0,
-                          all_theta[wanted], all_est[wanted], done):
+                          all_theta[wanted] * scale, all_est[wanted] * scale, done):
             stop_reason = "callback"
         if bool(hx.all(done)) or exhausted or n_iter >= maxiter or stop_reason:
             break
@@ -426,7 +460,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     vals = all_theta[wanted]
     order = hx.argsort(vals, stable=True)
     idx = wanted[order]
-    values = vals[order]
+    values = vals[order] * scale
     converged = all_est[idx] <= threshold
     real_dtype = ns.real_dtype(xp, dtype)
     w_out = xp.asarray(ns.from_host_numpy(hx.asarray(values), xp, like=B), dtype=real_dtype)
@@ -450,11 +484,13 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     # Release the basis before the final products: views of it (V, F, W, Q, stages)
     # would otherwise keep it alive beside the k-vector blocks made below.
     B = V = F = W = Q = stages = work = None
-    pair = [X, op.matmat(X)]
-    X = None
-    X, AX, w_out = _final_rayleigh_ritz(xp, pair, w_out, cplx=cplx, eps=eps)
+    AX = op.matmat(X)
+    pair = [X, AX if scale == 1.0 else AX * (1.0 / scale)]
+    X = AX = None
+    X, AX, w_out = _final_rayleigh_ritz(xp, pair, w_out / scale, cplx=cplx, eps=eps)
     R = AX - X * xp.astype(w_out, dtype)
-    res = ns.to_host_numpy(xp.linalg.vector_norm(R, axis=0)).astype(hx.float64)
+    res = ns.to_host_numpy(xp.linalg.vector_norm(R, axis=0)).astype(hx.float64) * scale
+    w_out = w_out * scale
     info = ConvergenceInfo(converged, res, n_iter, op.n_matvec - matvec0, info_hist)
     return EighResult(w_out, X, info=info)
 
@@ -558,9 +594,10 @@ def _check_v0(op: LinearOperator, v0: Any, n: int) -> Any:
     v0 = xp.astype(v0, op.dtype, copy=True)
     if not bool(xp.all(xp.isfinite(v0))):
         raise ValueError("`v0` must not contain NaN or Inf.")
-    if float(xp.linalg.vector_norm(v0)) == 0.0:
+    largest = xp.max(xp.abs(v0))
+    if float(largest) == 0.0:
         raise ValueError("`v0` must not be the zero vector.")
-    return v0
+    return v0 / xp.astype(largest, v0.dtype)     # its norm is then in range
 
 
 def _same_namespace(a: Any, b: Any) -> bool:
@@ -822,7 +859,6 @@ _PRO_MIN_LEVEL = 1000.0
 # Rounding term of an estimate, in units of eps times the norms involved,
 # added in the direction of the estimate's value.
 _PRO_NOISE = 4.0
-
 # A bound on the projections (not a measurement) is compared with the
 # semi-orthogonality level itself, min(tol, sqrt(eps)), without the margin
 # of 1/_SKIP_FACTOR that measured projections keep.

@@ -84,7 +84,8 @@ def working_dtype(xp: Any, dtype: Any, *, name: str = "A") -> Any:
     Raises
     ------
     TypeError
-        For any other dtype (strings, objects, ...), naming the argument.
+        For any other dtype (extended precision, strings, objects, ...),
+        naming the argument.
     """
     for keep in ("float32", "float64", "complex64", "complex128"):
         if dtype == getattr(xp, keep, None):
@@ -92,10 +93,15 @@ def working_dtype(xp: Any, dtype: Any, *, name: str = "A") -> Any:
     try:
         if xp.isdtype(dtype, ("bool", "integral")):
             return xp.float64
-        if xp.isdtype(dtype, "real floating"):  # float16, bfloat16
-            return xp.float32
-    except (TypeError, ValueError):
-        pass
+        if xp.isdtype(dtype, "real floating"):
+            if xp.finfo(dtype).bits < 32:       # float16, bfloat16
+                return xp.float32
+            raise TypeError(f"`{name}` has dtype={dtype}: extended precision is not "
+                            f"supported (it would be computed in lower precision); convert "
+                            f"to float64.")
+    except (TypeError, ValueError) as exc:
+        if "extended precision" in str(exc):
+            raise
     raise TypeError(
         f"`{name}` must have a real or complex floating, integer or boolean "
         f"dtype; got dtype={dtype}."
@@ -150,8 +156,8 @@ def as_numpy_view(x: Any) -> np.ndarray | None:
     if is_cupy_array(x):
         return None
     if is_torch_array(x):
-        if x.device.type != "cpu" or x.requires_grad:
-            return None
+        if x.device.type != "cpu" or x.requires_grad or str(x.dtype) == "torch.bfloat16":
+            return None                          # bfloat16: no NumPy dtype
         return x.resolve_conj().numpy()
     try:
         return np.from_dlpack(x)

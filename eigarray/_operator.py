@@ -397,9 +397,31 @@ def _duck_operator(A: Any, *, shape: Any, dtype: Any, xp: Any, name: str) -> Lin
     shape = getattr(A, "shape", None) if shape is None else shape
     if shape is None or len(shape) != 2:
         raise ValueError(f"`{name}` must have a 2-D `shape`; got shape={shape}.")
+    adjoint = _has_adjoint(A)
     return LinearOperator(
         shape, dtype, xp, matvec=A.matvec, matmat=getattr(A, "matmat", None),
-        rmatvec=getattr(A, "rmatvec", None), rmatmat=getattr(A, "rmatmat", None))
+        rmatvec=getattr(A, "rmatvec", None) if adjoint else None,
+        rmatmat=getattr(A, "rmatmat", None) if adjoint else None)
+
+
+def _has_adjoint(A: Any) -> bool:
+    """Whether ``A``'s ``rmatvec`` works.
+
+    A ``scipy.sparse.linalg.LinearOperator`` always has the method, which
+    raises NotImplementedError when no adjoint was given: one made from
+    functions has it when ``rmatvec`` or ``rmatmat`` was passed, a subclass
+    when it overrides ``_rmatvec``, ``_rmatmat`` or ``_adjoint``.
+    """
+    sla = sys.modules.get("scipy.sparse.linalg")
+    base = getattr(sla, "LinearOperator", None)
+    if base is None or not isinstance(A, base):
+        return any(getattr(A, name, None) is not None for name in ("rmatvec", "rmatmat"))
+    cls = type(A)
+    if cls.__name__ == "_CustomLinearOperator":
+        return any(A.__dict__.get(f"_CustomLinearOperator__{impl}_impl") is not None
+                   for impl in ("rmatvec", "rmatmat"))
+    return any(getattr(cls, m) is not getattr(base, m)
+               for m in ("_rmatvec", "_rmatmat", "_adjoint"))
 
 
 def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any = None,
@@ -443,7 +465,8 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
 
         return _product_operator(A, ns.array_namespace(cupy.empty(0)), name=name)
     if _is_torch_sparse(A):
-        return _product_operator(A, ns.array_namespace(A.values()), name=name)
+        values = (A.coalesce() if A.layout == __import__("torch").sparse_coo else A).values()
+        return _product_operator(A, ns.array_namespace(values), name=name)
     if ns.is_array_api_obj(A) and not hasattr(A, "matvec"):
         return _dense_operator(A, name=name, check_finite=check_finite)
     if isinstance(A, (list, tuple)):
@@ -470,14 +493,18 @@ def host_view_operator(A: Any, *, name: str = "A", check_finite: bool = True) ->
     differentiable: a tensor that requires gradients is read detached.
     """
     if ns.is_torch_array(A):
+        import torch
+
         A = A.detach()
+        if A.dtype == torch.bfloat16:            # no NumPy dtype: promoted, as documented
+            A = A.to(torch.float32)
     if _is_torch_sparse(A):
         if A.device.type != "cpu":
             return None
-        import torch
-
         if A.layout not in (torch.sparse_coo, torch.sparse_csr):
             return None
+        if A.layout == torch.sparse_coo:
+            A = A.coalesce()                     # a COO tensor may hold duplicates
         xp = ns.array_namespace(A.values())
         C = A.to_sparse_csr() if A.layout == torch.sparse_coo else A
         if C.values().is_conj():

@@ -126,7 +126,8 @@ def _product_operator(fn: Any, n: int, dtype: Any, xp: Any, like: Any, *,
     """``fn`` (a vector product ``v -> A v``) as a bound, checked :class:`LinearOperator`.
 
     ``fn`` always receives vectors of ``xp`` of ``dtype`` on the device of
-    ``like``.  Its products are checked for type and shape (naming ``name``),
+    ``like``.  Its products are checked for type, shape and finiteness
+    (naming ``name``),
     detached from an autograd graph (torch), moved into the namespace of the
     iteration when ``fn`` answers in another one (through the host), and
     cast to the working dtype.  For CPU torch and JAX callers the operator
@@ -162,6 +163,9 @@ def _product_operator(fn: Any, n: int, dtype: Any, xp: Any, like: Any, *,
             out = ns.from_host_numpy(ns.to_host_numpy(out), it_xp, like=v)
         if out.dtype != it_dtype:
             out = it_xp.astype(out, it_dtype)
+        if not bool(it_xp.all(it_xp.isfinite(out))):
+            raise ValueError(f"`{name}` returned NaN or Inf for a finite vector (a diverged "
+                             f"model, or an overflow in the product).")
         return out
 
     op = aslinearoperator(product, shape=(n, n), dtype=it_dtype, xp=it_xp, name=name)

@@ -43,6 +43,7 @@ from . import _validate as val
 from ._lanczos import default_keep, record_restart
 from ._linalg import (
     combine_rows,
+    iteration_scale,
     orthonormalize_rows,
     project_out,
     random_vector,
@@ -89,8 +90,22 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     m_a, n_a = op.shape
     flip = m_a < n_a                       # B = Aᴴ: the right basis is A's left side
     mB, nB = (n_a, m_a) if flip else (m_a, n_a)
-    fwd = op.rmatvec if flip else op.matvec
-    adj = op.matvec if flip else op.rmatvec
+    # Products are divided by ``scale`` (a power of two, 1 unless ||A|| is so
+    # large or small that squares of its entries would overflow or
+    # underflow: see iteration_scale); values are scaled back on the way out.
+    scale = None
+
+    def scaled(product: Callable) -> Callable:
+        def apply(x: Any) -> Any:
+            nonlocal scale
+            w = product(x)
+            if scale is None:
+                scale = iteration_scale(xp, w, dtype)
+            return w if scale == 1.0 else w * (1.0 / scale)
+        return apply
+
+    fwd = scaled(op.rmatvec if flip else op.matvec)
+    adj = scaled(op.matvec if flip else op.rmatvec)
     dtype = op.dtype
     cplx = ns.is_complex(xp, dtype)
     host_dtype = hx.complex128 if cplx else hx.float64
@@ -177,8 +192,8 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         wanted = pref[:k]
         done = all_est[wanted] <= threshold
         n_iter += 1
-        if record_restart(history, callback, n_iter, n_products(), all_s[wanted],
-                          all_est[wanted], done):
+        if record_restart(history, callback, n_iter, n_products(), all_s[wanted] * scale,
+                          all_est[wanted] * scale, done):
             stop_reason = "callback"
         if bool(hx.all(done)) or exhausted or n_iter >= maxiter or stop_reason:
             break
@@ -240,7 +255,8 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     idx = wanted[order]
     converged = all_est[idx] <= threshold
     real_dtype = ns.real_dtype(xp, dtype)
-    s_out = xp.asarray(ns.from_host_numpy(hx.asarray(vals[order]), xp, like=V), dtype=real_dtype)
+    s_out = xp.asarray(ns.from_host_numpy(hx.asarray(vals[order] * scale), xp, like=V),
+                       dtype=real_dtype)
     info_hist = {key: hx.asarray(val_) for key, val_ in history.items()}
     if not want_vectors:
         info = ConvergenceInfo(converged, hx.full(k, hx.nan), n_iter, n_products(), info_hist)
@@ -262,8 +278,10 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     sd = xp.astype(s_out, dtype)
     R1 = op.matmat(xp.conj(Vh).T if cplx else Vh.T) - Ucols * sd
     R2 = op.rmatmat(Ucols) - (xp.conj(Vh).T if cplx else Vh.T) * sd
-    r1 = ns.to_host_numpy(xp.linalg.vector_norm(R1, axis=0)).astype(hx.float64)
-    r2 = ns.to_host_numpy(xp.linalg.vector_norm(R2, axis=0)).astype(hx.float64)
+    # norms of the scaled residuals: their squares stay in range
+    r1 = ns.to_host_numpy(xp.linalg.vector_norm(R1 * (1.0 / scale), axis=0)) * scale
+    r2 = ns.to_host_numpy(xp.linalg.vector_norm(R2 * (1.0 / scale), axis=0)) * scale
+    r1, r2 = r1.astype(hx.float64), r2.astype(hx.float64)
     info = ConvergenceInfo(converged, hx.maximum(r1, r2), n_iter, n_products(), info_hist)
     return SVDResult(Ucols, s_out, Vh, info=info)
 
@@ -318,14 +336,16 @@ def _check_v0(op: LinearOperator, v0: Any, n: int) -> Any:
     v0 = xp.astype(v0, op.dtype, copy=True)
     if not bool(xp.all(xp.isfinite(v0))):
         raise ValueError("`v0` must not contain NaN or Inf.")
-    if float(xp.linalg.vector_norm(v0)) == 0.0:
+    largest = xp.max(xp.abs(v0))
+    if float(largest) == 0.0:
         raise ValueError("`v0` must not be the zero vector.")
-    return v0
+    return v0 / xp.astype(largest, v0.dtype)     # its norm is then in range
 
 
 def _check_return(value: Any) -> Any:
-    if not any(value is c or (isinstance(value, str) and value == c)
-               for c in _RETURN_VECTORS):
+    if isinstance(value, bool) or type(value).__name__ == "bool":   # numpy.bool_ too
+        return bool(value)
+    if not any(isinstance(value, str) and value == c for c in _RETURN_VECTORS):
         raise ValueError("`return_singular_vectors` must be one of True, False, 'u', 'vh'; "
                          f"got return_singular_vectors={value!r}.")
     return value

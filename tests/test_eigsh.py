@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import is_backend_array, random_hermitian, reference, to_backend
@@ -524,6 +526,20 @@ class TestBadInput:
         with pytest.raises(ValueError, match="`A` must not contain NaN or Inf"):
             eigarray.eigsh(A, k=2)
 
+    @pytest.mark.parametrize("block_size", [1, 2])
+    def test_operator_returning_nan(self, block_size):
+        # A product that turns non-finite (a diverged model, an overflow) is
+        # named, not passed on to an unrelated LAPACK failure.
+        calls = []
+
+        def matvec(x):
+            calls.append(1)
+            return np.arange(1.0, 41.0) * x * (np.nan if len(calls) > 5 else 1.0)
+
+        op = eigarray.aslinearoperator(matvec, shape=(40, 40), dtype=np.float64)
+        with pytest.raises(ValueError, match=r"`A` returned NaN or Inf .*operator application"):
+            eigarray.lanczos(op, k=2, block_size=block_size, rng=0)
+
     def test_v0_shape(self):
         with pytest.raises(ValueError, match=r"`v0` must have shape \(10,\)"):
             eigarray.eigsh(np.eye(10), k=2, v0=np.ones(9))
@@ -767,3 +783,111 @@ def test_peak_memory_is_the_basis_and_the_ritz_vectors(fused_steps):
         tracemalloc.stop()
     assert res.info.all_converged
     assert peak <= (ncv + k + 4 * b) * n * 8 + 400_000
+
+
+@pytest.mark.parametrize("dtype, scales", [(np.float64, [1e-250, 1e-160, 1e160, 1e250]),
+                                           (np.float32, [1e-25, 1e20])])
+@pytest.mark.parametrize("block_size", [1, 2])
+def test_matrices_near_the_ends_of_the_exponent_range(dtype, scales, block_size):
+    # Squares of the entries overflow or underflow (an unscaled iteration took
+    # every product for a breakdown, or every residual for inf, and flagged
+    # wrong values converged); the iteration runs on A / 2^e instead.
+    lam = np.linspace(-1.0, 2.0, 60)
+    S = testing.matrix_with_spectrum(lam, rng=0)[0]
+    for c in scales:
+        A = (S * c).astype(dtype)
+        res = eigarray.lanczos(A, k=3, which="LA", block_size=block_size, rng=0)
+        assert res.info.converged.all()
+        eps = np.finfo(dtype).eps
+        np.testing.assert_allclose(res.eigenvalues / c, lam[-3:], rtol=30 * 60 * eps)
+        assert testing.residual_ratio(A, res.eigenvalues, res.eigenvectors) < 30
+        assert testing.orthogonality_ratio(res.eigenvectors) < 30
+        history = res.info.history["ritz_values"][-1]
+        np.testing.assert_allclose(history / c, lam[-3:], rtol=30 * 60 * eps)
+
+
+@pytest.mark.parametrize("tol", [1e-10, 1e-8, 1e-5])
+@pytest.mark.parametrize("n", [60, 300])
+def test_start_on_an_interior_eigenvector(tol, n):
+    # A v0 lies in span(v0): the frontier's coefficient removes all but
+    # rounding from the product, which the ω-estimates do not carry; the
+    # basis must be projected then, or later pairs are wrong but flagged
+    # converged (partial reorthogonalisation, tol well above eps).
+    g = np.random.default_rng(2)
+    X = g.standard_normal((n, n))
+    A = (X + X.T) / 2
+    exact, vectors = np.linalg.eigh(A)
+    v0 = vectors[:, n // 2].copy()
+    res = eigarray.lanczos(A, 5, which="LA", block_size=1, v0=v0, tol=tol, rng=1)
+    anorm = np.abs(exact).max()
+    assert res.info.converged.all()
+    assert np.all(res.info.residual_norms <= tol * anorm)
+    np.testing.assert_allclose(res.eigenvalues, exact[-5:], rtol=0, atol=tol * anorm)
+    assert testing.orthogonality_ratio(res.eigenvectors) < 30
+
+
+@pytest.mark.parametrize("block_size, overhang", [(2, 1), (3, 1), (3, 2)])
+def test_basis_one_block_short_of_the_space(block_size, overhang):
+    # ncv < n < ncv + block_size: the basis spans the space before ncv rows
+    # are multiplied; the frontier rows left are multiplied into the
+    # projected matrix instead of being left as a residual (which stopped
+    # the iteration unconverged after one cycle).
+    n = 50
+    g = np.random.default_rng(0)
+    X = g.standard_normal((n, n))
+    A = (X + X.T) / 2
+    exact = np.linalg.eigvalsh(A)[-3:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = eigarray.lanczos(A, 3, which="LA", ncv=n - overhang, block_size=block_size,
+                               rng=0)
+    assert res.info.converged.all() and res.info.n_iter == 1
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(res.eigenvalues, exact, rtol=0, atol=30 * n * eps * 10)
+    testing.assert_eigenpairs(A, res.eigenvalues, res.eigenvectors, exact=exact)
+
+
+def test_callback_may_answer_with_a_numpy_bool():
+    A = testing.laplacian_2d(20, 20)[0]
+    with pytest.warns(eigarray.ConvergenceWarning):
+        res = eigarray.eigsh(A, k=6, which="LA", ncv=20, rng=0, tol=1e-10,
+                             callback=lambda s: np.max(s.residual_estimates) < 1e3)
+    assert res.info.n_iter == 1
+    res = eigarray.eigsh(A, k=6, which="LA", ncv=20, rng=0, tol=1e-10,
+                         callback=lambda s: None)
+    assert res.info.n_iter > 1
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e200])
+def test_v0_far_from_unit_norm(scale):
+    A, lam = testing.laplacian_2d(9, 9, anisotropy=0.7)
+    v0 = np.random.default_rng(0).standard_normal(81) * scale
+    v0_copy = v0.copy()
+    ref = eigarray.eigsh(A, k=4, which="LA", v0=v0 / scale, rng=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = eigarray.eigsh(A, k=4, which="LA", v0=v0, rng=0)
+    np.testing.assert_array_equal(v0, v0_copy)
+    np.testing.assert_allclose(res.eigenvalues, ref.eigenvalues, rtol=1e-13)
+    testing.assert_eigenpairs(A, res.eigenvalues, res.eigenvectors, exact=np.sort(lam)[-4:])
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta state")
+def test_torch_uncoalesced_coo_and_bfloat16():
+    torch = pytest.importorskip("torch")
+    A, lam = testing.laplacian_2d(8, 8, anisotropy=0.7)
+    coo = A.tocoo()
+    T = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, coo.shape,
+                                check_invariants=True)
+    assert not T.is_coalesced()
+    w, V = eigarray.eigsh(T, k=3, which="LA", rng=0)
+    assert isinstance(w, torch.Tensor)
+    testing.assert_eigenpairs(A, w.numpy(), V.numpy(), exact=np.sort(lam)[-3:])
+    dense = torch.tensor(A.toarray(), dtype=torch.bfloat16)
+    for B in (dense, dense.to_sparse_csr()):
+        w, V = eigarray.eigsh(B, k=3, which="LA", rng=0)
+        assert w.dtype == torch.float32                 # promoted, as documented
+        Ab = dense.to(torch.float32).numpy()
+        testing.assert_eigenpairs(Ab, w.numpy(), V.numpy())
+    w, V = eigarray.eigh_batched(dense[:3, :3])
+    assert w.dtype == torch.float32

@@ -84,3 +84,15 @@ def test_eps():
     xp = ns.numpy_namespace()
     assert ns.eps(xp, np.float32) == np.finfo(np.float32).eps
     assert ns.eps(xp, np.complex128) == np.finfo(np.float64).eps
+
+
+def test_extended_precision_is_refused_not_demoted():
+    import eigarray
+
+    A = np.eye(6, dtype=np.longdouble)
+    if np.finfo(np.longdouble).bits <= 64:
+        pytest.skip("longdouble is float64 on this platform")
+    for call in (lambda: eigarray.eigsh(A, k=2), lambda: eigarray.svds(A, k=2),
+                 lambda: eigarray.eigh_batched(A)):
+        with pytest.raises(TypeError, match="extended precision is not supported"):
+            call()

@@ -496,3 +496,17 @@ def test_submodule_import_is_light():
     assert out[0] == "[]"
     assert out[1] == str(sorted(["SpectralDensity", "hessian_eigsh", "rademacher_probes",
                                  "spectral_density"]))
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_hvp_returning_nan_is_named(method):
+    calls = []
+
+    def hvp(v):
+        calls.append(1)
+        return v * (np.nan if len(calls) > 3 else 2.0)
+
+    with pytest.raises(ValueError, match="`hvp` returned NaN or Inf"):
+        hessian_eigsh(hvp, 10, k=2, method=method, rng=0)
+    with pytest.raises(ValueError, match="`matvec` returned NaN or Inf"):
+        spectral_density(lambda v: v * np.inf, 10, n_probes=2, n_steps=3, rng=0)

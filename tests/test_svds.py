@@ -236,12 +236,58 @@ def test_operator_without_adjoint_is_refused():
         eigarray.svds(NoAdjoint(), k=2)
 
 
+def test_scipy_operator_without_adjoint_is_refused():
+    # scipy's LinearOperator always has an ``rmatvec`` method, which raises
+    # when no adjoint was given: that must read as no adjoint.
+    import scipy.sparse.linalg as sla
+
+    A = np.eye(8, 6)
+    op = sla.LinearOperator((8, 6), matvec=lambda x: A @ x, dtype=np.float64)
+    for solver in ("lanczos", "power", "randomized"):
+        with pytest.raises(TypeError, match="`A` must provide its adjoint product"):
+            eigarray.svds(op, k=2, solver=solver)
+    with pytest.raises(TypeError, match="adjoint product"):
+        eigarray.randomized_svd(op, 2)
+    with pytest.raises(TypeError, match="adjoint product"):
+        eigarray.spectral_norm(op)
+    with_adjoint = sla.LinearOperator((8, 6), matvec=lambda x: A @ x,
+                                      rmatvec=lambda y: A.T @ y, dtype=np.float64)
+    np.testing.assert_allclose(eigarray.svds(with_adjoint, k=2, rng=0)[1], [1.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype, scales", [(np.float64, [1e-200, 1e-160, 1e155, 1e200]),
+                                           (np.float32, [1e-22, 1e20])])
+@pytest.mark.parametrize("which", ["LM", "SM"])
+def test_matrices_near_the_ends_of_the_exponent_range(dtype, scales, which):
+    # Squares of the entries overflow or underflow: the iteration runs on a
+    # power-of-two scaling of A, and values and residuals are scaled back.
+    sigma = np.linspace(1.0, 0.1, 50)
+    A0 = testing.matrix_with_singular_values(80, 50, sigma, rng=0)[0]
+    exact = sigma[:3] if which == "LM" else sigma[-3:][::-1]
+    for c in scales:
+        A = (A0 * c).astype(dtype)
+        res = eigarray.svds(A, k=3, which=which, rng=0)
+        assert res.info.converged.all()
+        eps = np.finfo(dtype).eps
+        np.testing.assert_allclose(np.sort(res.S) / c, np.sort(exact), rtol=100 * 50 * eps)
+        assert np.all(res.info.residual_norms / c < 30 * 80 * eps)
+        assert testing.svd_residual_ratio(A, res.U, res.S, res.Vh) < 30
+
+
 def test_integer_input_promotes(rng):
     A = rng.integers(-5, 5, (40, 30))
     u, s, vh = eigarray.svds(A, k=3, rng=0)
     assert s.dtype == np.float64
     testing.assert_singular_triplets(A.astype(float), u, s, vh,
                                      exact=reference(A.astype(float), 3, "LM"))
+
+
+def test_numpy_bool_for_return_singular_vectors():
+    A = spectrum_matrix(20, 10, np.linspace(1.0, 2.0, 10))
+    s = eigarray.svds(A, k=2, rng=0, return_singular_vectors=np.False_)
+    np.testing.assert_allclose(np.sort(s), [1.888888888888889, 2.0], rtol=1e-12)
+    with pytest.raises(ValueError, match="`return_singular_vectors` must be one of"):
+        eigarray.svds(A, k=2, return_singular_vectors=1)
 
 
 # --- return convention, info, reproducibility ---------------------------------------
