@@ -328,15 +328,17 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                     W, Cl, norms = project_out(xp, B, nlock, W, cplx=cplx, work=work)
                 C = hx.zeros((size, r), dtype=host_dtype)
                 C[:nlock, :] = Cl
-                # The frontier's coefficients were measured once: what is left
-                # of them is a few eps times the product's norm, which the
-                # estimates do not carry.  Small next to the new rows unless
-                # the product nearly lay in the basis (a start on an
-                # eigenvector, a converged Krylov space); then the whole basis
-                # is projected, as for an estimate that passes the level.
-                before = hx.sqrt(hx.sum(hx.abs(Ctot) ** 2, axis=0) + norms ** 2)
-                passed = bool(hx.any(_PRO_NOISE * eps * before > pro_level * norms)) or (
-                    j > 0 and not bool(hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms)))
+                if j > 0:
+                    passed = not bool(hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms))
+                else:
+                    # No estimates yet, but the starting block's coefficients
+                    # were measured once: what is left of them is a few eps
+                    # ||A v||, large next to the new rows when the product
+                    # nearly lay in the block (a start on an eigenvector).
+                    # (Later estimates carry this: their rounding term holds
+                    # eps times the sum of the block's coefficients.)
+                    before = hx.sqrt(hx.sum(hx.abs(Ctot) ** 2, axis=0) + norms ** 2)
+                    passed = bool(hx.any(_PRO_NOISE * eps * before > pro_level * norms))
                 if passed or project_next:
                     # Simon's rule: the next block too, or its estimate, made
                     # from this block's and the previous one's, passes again.
