@@ -143,6 +143,7 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
     array([[1., 3.],
            [1., 4.]])
     """
+    A = val.as_array(A, name="A")
     xp = ns.array_namespace(A)
     if A.ndim < 2:
         raise ValueError(f"`A` must have at least 2 dimensions (..., n, n); got shape "

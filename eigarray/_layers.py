@@ -687,6 +687,8 @@ class EigenLayer(_Estimator):
 
     def _check_params(self) -> tuple[str, Any]:
         whiten = self.whiten
+        if type(whiten).__name__ in ("bool", "bool_"):      # numpy's bool too
+            whiten = bool(whiten)
         if not any(whiten is w or (isinstance(whiten, str) and whiten == w) for w in _WHITEN):
             raise ValueError(f"`whiten` must be one of False, True, 'pca', 'zca'; got "
                              f"whiten={whiten!r}.")

@@ -62,6 +62,7 @@ class PolarResult(_ResultTuple):
 
 def _validate_stack(A: Any, *, name: str = "A", tall: bool = False) -> tuple[Any, Any]:
     """Namespace and working-dtype copy (or the array itself) of a checked stack."""
+    A = val.as_array(A, name=name)
     xp = ns.array_namespace(A)
     if A.ndim < 2:
         what = "(..., m, n) with m >= n" if tall else "(..., n, n)"
@@ -291,7 +292,7 @@ def sqrtm(A: Any, *, clip: bool = False, UPLO: str = "L") -> Any:
     >>> bool(np.allclose(S @ S, A))
     True
     """
-    clip = _check_bool(clip, name="clip")
+    clip = val.check_bool(clip, name="clip")
 
     def body(xp: Any, w: Any) -> dict:
         w = _definite(xp, w, strict=False, clip=clip, fname="sqrtm")
@@ -355,7 +356,7 @@ def inv_sqrtm(A: Any, *, clip: bool = False, UPLO: str = "L") -> Any:
     >>> bool(np.allclose(R @ A @ R, np.eye(2)))
     True
     """
-    clip = _check_bool(clip, name="clip")
+    clip = val.check_bool(clip, name="clip")
 
     def body(xp: Any, w: Any) -> dict:
         w = _definite(xp, w, strict=True, clip=clip, fname="inv_sqrtm")
@@ -472,7 +473,7 @@ def logm(A: Any, *, clip: bool = False, UPLO: str = "L") -> Any:
     >>> bool(np.allclose(L, np.diag([0.0, 1.0])))
     True
     """
-    clip = _check_bool(clip, name="clip")
+    clip = val.check_bool(clip, name="clip")
 
     def body(xp: Any, w: Any) -> dict:
         w = _definite(xp, w, strict=True, clip=clip, fname="logm")
@@ -548,8 +549,14 @@ def powm(A: Any, p: float, *, clip: bool = False, UPLO: str = "L") -> Any:
     p = float(p)
     if not math.isfinite(p):
         raise ValueError(f"`p` must be finite; got p={p!r}.")
-    clip = _check_bool(clip, name="clip")
+    clip = val.check_bool(clip, name="clip")
     integer = p == math.floor(p)
+    if p == 0.0:
+        # A^0 = I for every Hermitian A, exactly (V Vᴴ is I only to rounding).
+        val.check_choice(UPLO, ("L", "U"), name="UPLO")
+        xp, A = _validate_stack(A)
+        n = A.shape[-1]
+        return xp.zeros_like(A) + xp.eye(n, dtype=A.dtype, device=ns.device(A))
 
     def body(xp: Any, w: Any) -> dict:
         def log_weight(q: float) -> Callable[[Any, Any], Any]:
@@ -639,12 +646,6 @@ def funm(A: Any, f: Callable[[Any], Any], *, UPLO: str = "L") -> Any:
         return {"fw": xp.astype(fw, w.dtype, copy=False)}
 
     return _apply(A, UPLO, body)
-
-
-def _check_bool(value: Any, *, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"`{name}` must be True or False; got {name}={value!r}.")
-    return value
 
 
 # ---------------------------------------------------------------------------

@@ -823,7 +823,10 @@ def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = 
     3.0
     """
     n_iter = _check_int(n_iter, name="n_iter", low=0)
-    dense = ns.is_array_api_obj(A) and not hasattr(A, "matvec")
+    # Sparse tensors go through the operator path (their transposes are not
+    # strided: ``A.T @ y`` fails on a torch CSR tensor).
+    dense = (ns.is_array_api_obj(A) and not hasattr(A, "matvec")
+             and "sparse" not in str(getattr(A, "layout", "")))
     if dense:
         xp = ns.array_namespace(A)
         if A.ndim != 2:
@@ -862,6 +865,9 @@ def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = 
             raise TypeError("`state` must be a SpectralNormState(u, v); "
                             f"got {type(state).__name__}.")
         u, v = state
+        if not (ns.is_array_api_obj(u) and ns.is_array_api_obj(v)):
+            raise TypeError(f"`state` must hold two arrays (u, v); got "
+                            f"({type(u).__name__}, {type(v).__name__}).")
         if tuple(u.shape) != (m,) or tuple(v.shape) != (n,):
             raise ValueError(f"`state` must hold u of shape ({m},) and v of shape ({n},) to "
                              f"match `A`; got {tuple(u.shape)} and {tuple(v.shape)}.")

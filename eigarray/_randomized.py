@@ -447,12 +447,6 @@ def _check_n_iter(n_iter: Any, k: int, mn: int) -> int:
     return val.check_int(n_iter, name="n_iter", low=0)
 
 
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool) and type(value).__name__ not in ("bool", "bool_"):
-        raise TypeError(f"`{name}` must be True or False; got {name}={value!r}.")
-    return bool(value)
-
-
 def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
                    n_iter: int | str = "auto", power_iteration_normalizer: str = "auto",
                    transpose: bool | str = "auto", flip_sign: bool = True,
@@ -615,9 +609,9 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
         transpose = m < n
     if not isinstance(transpose, bool):
         raise ValueError(f"`transpose` must be True, False or 'auto'; got transpose={transpose!r}.")
-    flip_sign = _check_bool(flip_sign, "flip_sign")
+    flip_sign = val.check_bool(flip_sign, name="flip_sign")
     method = val.check_choice(method, _SVD_METHODS, name="method")
-    compute = _check_bool(compute, "compute")
+    compute = val.check_bool(compute, name="compute")
     rng = ns.host_rng(random_state, name="random_state")
 
     xp = op.xp

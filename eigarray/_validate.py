@@ -17,6 +17,8 @@ __all__ = [
     "check_finite",
     "check_square_shape",
     "check_callable_or_none",
+    "check_bool",
+    "as_array",
 ]
 
 
@@ -77,3 +79,27 @@ def check_callable_or_none(value: Any, *, name: str) -> Any:
     if value is not None and not callable(value):
         raise TypeError(f"`{name}` must be callable or None; got {type(value).__name__}.")
     return value
+
+
+def check_bool(value: Any, *, name: str) -> bool:
+    """Check that ``value`` is a boolean (Python's or NumPy's) and return it as ``bool``."""
+    if not (isinstance(value, bool) or type(value).__name__ in ("bool_", "bool")):
+        raise TypeError(f"`{name}` must be True or False; got {name}={value!r}.")
+    return bool(value)
+
+
+def as_array(value: Any, *, name: str) -> Any:
+    """``value`` itself if it is an array of a supported namespace; a nested
+    list or tuple of numbers as a NumPy array (as ``numpy.linalg`` reads it)."""
+    from . import _namespace as ns
+
+    if ns.is_array_api_obj(value):
+        return value
+    if isinstance(value, (list, tuple)):
+        try:
+            return ns.numpy_namespace().asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"`{name}` must be an array or a nested list of numbers; got a "
+                            f"{type(value).__name__} NumPy cannot read: {exc}") from None
+    raise TypeError(f"`{name}` must be an array (NumPy, CuPy, torch, JAX, Dask or any Array "
+                    f"API array); got {type(value).__name__}.")

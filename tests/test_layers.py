@@ -688,3 +688,10 @@ def test_feature_names_and_pandas_output():
         tsvd.set_output(transform="xarray")
     with pytest.raises(NotFittedError):
         eigarray.TruncatedSVD(2).get_feature_names_out()
+
+
+def test_numpy_bool_whiten():
+    X, _, _ = pca_data(m=40)
+    a = eigarray.EigenLayer(2, whiten=np.True_).fit(X)
+    b = eigarray.EigenLayer(2, whiten=True).fit(X)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))

@@ -385,3 +385,17 @@ def test_expm_near_the_largest_float(lam):
     # exp's condition number: λ times the eigenvector error
     np.testing.assert_allclose(E[~over], exact[~over], rtol=100 * 3 * lam.max() * eps)
     np.testing.assert_array_equal(E, E.T)
+
+
+def test_nested_lists_numpy_bools_and_the_zeroth_power():
+    # Read as numpy.linalg reads them; numpy.bool_ is a bool; A^0 = I exactly.
+    np.testing.assert_allclose(eigarray.sqrtm([[4.0, 0.0], [0.0, 9.0]]), np.diag([2.0, 3.0]),
+                               rtol=4 * np.finfo(float).eps)
+    np.testing.assert_array_equal(eigarray.eigh_batched([[2.0, 0.0], [0.0, 1.0]])[0], [1.0, 2.0])
+    with pytest.raises(TypeError, match="`A` must be an array"):
+        eigarray.sqrtm("not a matrix")
+    np.testing.assert_array_equal(eigarray.sqrtm(np.eye(3), clip=np.True_), np.eye(3))
+    A = testing.matrix_with_spectrum([-1.0, 0.0, 2.0], rng=0)[0]
+    np.testing.assert_array_equal(eigarray.powm(np.stack([A, A]), 0), np.stack([np.eye(3)] * 2))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        eigarray.powm(np.full((2, 2), np.nan), 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import Backend, is_backend_array, random_hermitian, reference, to_backend
@@ -432,3 +434,16 @@ def test_scale_near_the_ends_of_the_exponent_range(dtype, scales):
         np.testing.assert_allclose(float(sigma) / c, 1.0, rtol=1e-3)
         np.testing.assert_allclose(np.linalg.norm(state.u.astype(np.float64)), 1.0,
                                    rtol=10 * eps)
+
+
+def test_spectral_norm_of_a_torch_sparse_tensor_and_a_bad_state():
+    torch = pytest.importorskip("torch")
+    A = np.random.default_rng(0).random((30, 20))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        T = torch.tensor(A).to_sparse_csr()
+        sigma, state = eigarray.spectral_norm(T, n_iter=100, rng=0)
+    assert isinstance(sigma, torch.Tensor)
+    np.testing.assert_allclose(float(sigma), np.linalg.norm(A, 2), rtol=1e-12)
+    with pytest.raises(TypeError, match="`state` must hold two arrays"):
+        eigarray.spectral_norm(A, state=(None, np.ones(20)))
