@@ -99,7 +99,8 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
     Raises
     ------
     ValueError
-        For ``ndim < 2``, non-square trailing dimensions, NaN or Inf, or a bad
+        For ``ndim < 2``, non-square trailing dimensions, NaN or Inf in the
+        triangle read, or a bad
         ``UPLO``, ``sort``, ``tol`` or ``max_sweeps``.
     TypeError
         For a dtype that is neither numeric nor boolean.
@@ -170,8 +171,7 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
     if ns.is_dask_array(A):
         return _dask(A, UPLO=UPLO, tol=tol, max_sweeps=max_sweeps, sort=sort,
                      eigenvectors=eigenvectors)
-    if not bool(xp.all(xp.isfinite(A))):
-        raise ValueError("`A` must not contain NaN or Inf.")
+    A = finite_triangle(xp, A, UPLO, name="A")
 
     result = eigh_impl(xp, A, UPLO=UPLO, tol=tol, max_sweeps=max_sweeps, sort=sort,
                        eigenvectors=eigenvectors)
@@ -238,6 +238,20 @@ def _solve(A: Any, xp: Any, *, UPLO: str, tol: float, max_sweeps: int,
 
     full = xp.reshape(_hermitian(xp, A, UPLO), flat)
     return jacobi_eigh_xp(full, xp, tol=tol, max_sweeps=max_sweeps, want_vectors=want_vectors)
+
+
+def finite_triangle(xp: Any, A: Any, UPLO: str, *, name: str) -> Any:
+    """``A``, checked for NaN and Inf in the triangle ``UPLO`` reads (as NumPy's eigh).
+
+    A non-finite entry in the other triangle is ignored: the Hermitian
+    matrix the triangle describes (a new array) is returned instead.
+    """
+    if bool(xp.all(xp.isfinite(A))):
+        return A
+    H = _hermitian(xp, A, UPLO)
+    if not bool(xp.all(xp.isfinite(H))):
+        raise ValueError(f"`{name}` must not contain NaN or Inf.")
+    return H
 
 
 def _hermitian(xp: Any, A: Any, UPLO: str) -> Any:

@@ -32,7 +32,7 @@ from typing import Any
 
 from . import _namespace as ns
 from . import _validate as val
-from ._jacobi import default_max_sweeps, eigh_impl
+from ._jacobi import default_max_sweeps, eigh_impl, finite_triangle
 from ._result import (
     ConvergenceInfo,
     _ResultTuple,
@@ -60,8 +60,13 @@ class PolarResult(_ResultTuple):
 # validation and the eigendecomposition
 # ---------------------------------------------------------------------------
 
-def _validate_stack(A: Any, *, name: str = "A", tall: bool = False) -> tuple[Any, Any]:
-    """Namespace and working-dtype copy (or the array itself) of a checked stack."""
+def _validate_stack(A: Any, *, name: str = "A", tall: bool = False,
+                    UPLO: str | None = None) -> tuple[Any, Any]:
+    """Namespace and working-dtype copy (or the array itself) of a checked stack.
+
+    With ``UPLO``, only the triangle it names must be finite (see
+    :func:`eigarray._jacobi.finite_triangle`).
+    """
     A = val.as_array(A, name=name)
     xp = ns.array_namespace(A)
     if A.ndim < 2:
@@ -81,7 +86,10 @@ def _validate_stack(A: Any, *, name: str = "A", tall: bool = False) -> tuple[Any
                                   f"functions; map them over the chunks of the batch.")
     if dtype != A.dtype:
         A = xp.astype(A, dtype)
-    val.check_finite(xp, A, name=name)
+    if UPLO is None:
+        val.check_finite(xp, A, name=name)
+    else:
+        A = finite_triangle(xp, A, UPLO, name=name)
     return xp, A
 
 
@@ -208,7 +216,7 @@ def _weighted_product(xp: Any, V: Any, weights: Any, squared: bool) -> Any:
 
 def _apply(A: Any, UPLO: str, body: Callable[[Any, Any], dict]) -> Any:
     UPLO = val.check_choice(UPLO, ("L", "U"), name="UPLO")
-    xp, A = _validate_stack(A)
+    xp, A = _validate_stack(A, UPLO=UPLO)
     if A.shape[-1] == 0:
         return xp.zeros_like(A)
     w, V = _eigh(xp, A, UPLO)
@@ -253,7 +261,8 @@ def sqrtm(A: Any, *, clip: bool = False, UPLO: str = "L") -> Any:
     Raises
     ------
     ValueError
-        For ``ndim < 2``, non-square matrices, NaN or Inf, a bad ``UPLO``, or
+        For ``ndim < 2``, non-square matrices, NaN or Inf in the triangle
+        read, a bad ``UPLO``, or
         (without ``clip``) a matrix that is not positive semi-definite; the
         message names the first such matrix and its smallest eigenvalue.
     TypeError
@@ -390,7 +399,8 @@ def expm(A: Any, *, UPLO: str = "L") -> Any:
     Raises
     ------
     ValueError
-        For ``ndim < 2``, non-square matrices, NaN or Inf, or a bad ``UPLO``.
+        For ``ndim < 2``, non-square matrices, NaN or Inf in the triangle
+        read, or a bad ``UPLO``.
     TypeError
         For a non-numeric dtype (half precision promotes to float32).
 
@@ -553,8 +563,8 @@ def powm(A: Any, p: float, *, clip: bool = False, UPLO: str = "L") -> Any:
     integer = p == math.floor(p)
     if p == 0.0:
         # A^0 = I for every Hermitian A, exactly (V Vᴴ is I only to rounding).
-        val.check_choice(UPLO, ("L", "U"), name="UPLO")
-        xp, A = _validate_stack(A)
+        UPLO = val.check_choice(UPLO, ("L", "U"), name="UPLO")
+        xp, A = _validate_stack(A, UPLO=UPLO)
         n = A.shape[-1]
         return xp.zeros_like(A) + xp.eye(n, dtype=A.dtype, device=ns.device(A))
 

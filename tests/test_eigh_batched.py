@@ -299,3 +299,20 @@ def test_unconverged_count_and_message():
         res = eigarray.eigh_batched(A, max_sweeps=1)
     assert res.info.n_iter == 1
     assert not res.info.converged.any()
+
+
+@pytest.mark.parametrize("UPLO", ["L", "U"])
+def test_nan_in_the_ignored_triangle_is_ignored(UPLO):
+    # As numpy.linalg.eigh: only the triangle UPLO names is read.
+    A = np.array([[[2.0, 1.0], [1.0, 3.0]]] * 3)
+    B = A.copy()
+    B[:, 0, 1] = np.nan if UPLO == "L" else 1.0
+    B[:, 1, 0] = np.nan if UPLO == "U" else 1.0
+    w, V = eigarray.eigh_batched(B, UPLO=UPLO)
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(A), rtol=1e-15)
+    np.testing.assert_allclose(eigarray.expm(B, UPLO=UPLO), eigarray.expm(A), rtol=1e-15)
+    other = "U" if UPLO == "L" else "L"
+    with pytest.raises(ValueError, match="must not contain NaN or Inf"):
+        eigarray.eigh_batched(B, UPLO=other)
+    with pytest.raises(ValueError, match="must not contain NaN or Inf"):
+        eigarray.sqrtm(B, UPLO=other)
