@@ -409,7 +409,7 @@ def cholesky_qr(xp: Any, Y: Any, *, cplx: bool, eps: float) -> tuple[Any, Any, s
       condition number down to about ``s^(-1/2)``, then Cholesky-QR2.
     * When that still fails (the block is numerically rank deficient, e.g. an
       exactly low-rank matrix), or when ``Yᴴ Y`` overflows, Householder QR
-      in the namespace.
+      in the namespace; a ``Y`` that holds NaN or Inf raises ValueError.
 
     Returns ``(Q, R, how)`` with ``Y = Q R``, ``R`` an ``l x l`` host array
     and ``how`` in ``{'cholqr2', 'scholqr3', 'qr'}``.
@@ -422,6 +422,9 @@ def cholesky_qr(xp: Any, Y: Any, *, cplx: bool, eps: float) -> tuple[Any, Any, s
     Y1 = Y
     how = "cholqr2"
     if not bool(hx.all(hx.isfinite(G))):
+        if not bool(xp.all(xp.isfinite(Y))):
+            raise ValueError("a product with the operator contains NaN or Inf (a NaN "
+                             "in a matrix-free operator, or an overflow).")
         # Yᴴ Y overflows (a block past the square root of the largest
         # float): Householder QR scales its norms.
         Q, R = householder_qr(xp, Y)

@@ -107,6 +107,10 @@ class SpectralNormState(NamedTuple):
     v: Any
 
 
+_NON_FINITE = ("`A` returned NaN or Inf for a finite block (a NaN in a matrix-free operator, "
+               "or an overflow).")
+
+
 def default_block_size(k: int, n: int) -> int:
     """eigarray's default block for ``k`` wanted pairs: ``min(n, max(2k, k + 8))``."""
     return min(n, max(2 * k, k + 8))
@@ -291,6 +295,8 @@ def spectrum_bounds(op: LinearOperator, rng: Any, steps: int = _BOUND_STEPS) -> 
         nrm = xp.linalg.vector_norm(w)
         h = ns.to_host_numpy(xp.stack([c_alpha[j], xp.astype(nrm, dtype)]))   # one sync
         alpha, beta = float(hx.real(h[0])), float(hx.real(h[1]))
+        if not (math.isfinite(alpha) and math.isfinite(beta)):
+            raise ValueError(_NON_FINITE)
         alphas.append(alpha)
         anorm = max(anorm, abs(alpha) + beta)
         if j == m - 1 or beta <= ns.eps(xp, dtype) * anorm * n:
@@ -386,6 +392,8 @@ def _impl(op: LinearOperator, k: int, *, which: str, block_size: int, X0: Any, t
     while True:
         # 1. Rayleigh-Ritz on the active block; exact residuals from W.
         H = ns.to_host_numpy(_adjoint(xp, X, cplx) @ W).astype(host_dtype)[nlock:, nlock:]
+        if not bool(hx.all(hx.isfinite(H))):
+            raise ValueError(_NON_FINITE)
         theta_a, S = hx.linalg.eigh((H + hx.conj(H.T)) / 2)
         perm = _order(theta_a, which)
         theta_a = theta_a[perm]
@@ -685,7 +693,10 @@ def svd_impl(op: LinearOperator, k: int, *, tol: float, maxiter: int | None,
         # Y = [U_locked, A V_active]: its QR projects A V_active off the locked U.
         Y = _settle(xp, _active_product(op, V, nlock, U))
         Q, R = xp.linalg.qr(Y)
-        Ur, s_a, Wh = hx.linalg.svd(ns.to_host_numpy(R).astype(host_dtype)[nlock:, nlock:])
+        Rh = ns.to_host_numpy(R).astype(host_dtype)[nlock:, nlock:]
+        if not bool(hx.all(hx.isfinite(Rh))):
+            raise ValueError(_NON_FINITE)
+        Ur, s_a, Wh = hx.linalg.svd(Rh)
         Fv = _to_device(xp, _block_diag_eye(hx, p, nlock, hx.conj(Wh.T), host_dtype), dtype, like)
         Fu = _to_device(xp, _block_diag_eye(hx, p, nlock, Ur, host_dtype), dtype, like)
         keep, active = _masks(xp, p, nlock, dtype, like)

@@ -447,3 +447,15 @@ def test_spectral_norm_of_a_torch_sparse_tensor_and_a_bad_state():
     np.testing.assert_allclose(float(sigma), np.linalg.norm(A, 2), rtol=1e-12)
     with pytest.raises(TypeError, match="`state` must hold two arrays"):
         eigarray.spectral_norm(A, state=(None, np.ones(20)))
+
+
+def test_operator_returning_nan_is_named():
+    nan_op = eigarray.LinearOperator((20, 20), np.float64, None, matvec=lambda x: x * np.nan,
+                                     rmatvec=lambda y: y * np.nan)
+    for which in ("LA", "LM"):
+        with pytest.raises(ValueError, match="`A` returned NaN or Inf"):
+            eigarray.subspace_iteration(nan_op, 2, which=which, rng=0)
+    with pytest.raises(ValueError, match="`A` returned NaN or Inf"):
+        eigarray.svds(nan_op, 2, solver="power", rng=0)
+    with pytest.raises(ValueError, match="product with the operator contains NaN or Inf"):
+        eigarray.randomized_svd(nan_op, 2)
