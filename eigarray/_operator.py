@@ -106,6 +106,11 @@ class LinearOperator:
             raise ValueError(
                 f"the operator `A` of shape {self.shape} returned an array of shape "
                 f"{tuple(y.shape)} from one of shape {tuple(x.shape)}; expected {expected}.")
+        if "complex" in str(y.dtype) and "complex" not in str(self.dtype):
+            # Casting to the real working dtype would drop the imaginary part.
+            raise TypeError(f"the operator `A` returned complex values ({y.dtype}) but its "
+                            f"dtype is {self.dtype}; pass dtype=complex128 (or complex64) to "
+                            f"aslinearoperator.")
         return y
 
     def matvec(self, x: Any) -> Any:

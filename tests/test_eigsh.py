@@ -891,3 +891,15 @@ def test_torch_uncoalesced_coo_and_bfloat16():
         testing.assert_eigenpairs(Ab, w.numpy(), V.numpy())
     w, V = eigarray.eigh_batched(dense[:3, :3])
     assert w.dtype == torch.float32
+
+
+def test_complex_products_from_a_real_operator_are_refused():
+    # The callable's dtype defaults to float64: casting its complex products
+    # would drop the imaginary part (only NumPy's ComplexWarning said so).
+    A = random_hermitian(20, np.complex128, np.random.default_rng(0))
+    op = eigarray.aslinearoperator(lambda x: A @ x, shape=(20, 20))
+    with pytest.raises(TypeError, match="returned complex values .* pass dtype=complex128"):
+        eigarray.eigsh(op, k=2)
+    op = eigarray.aslinearoperator(lambda x: A @ x, shape=(20, 20), dtype=np.complex128)
+    w = eigarray.eigsh(op, k=2, which="LA", rng=0)[0]
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(A)[-2:], rtol=1e-12)
