@@ -335,7 +335,9 @@ def random_vector(xp: Any, n: int, dtype: Any, rng: Any, device: Any = None) -> 
 
 
 def _host_dtype(dtype: Any) -> str:
-    name = str(dtype).rsplit(".", 1)[-1]
+    # a dtype object ("float32", "torch.float32") or a scalar class
+    # ("<class 'jax.numpy.float32'>", JAX's namespace gives those)
+    name = getattr(dtype, "__name__", None) or str(dtype).rsplit(".", 1)[-1]
     return {"complex64": "complex64", "complex128": "complex128",
             "float32": "float32", "float64": "float64"}.get(name, "float64")
 

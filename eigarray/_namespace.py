@@ -120,7 +120,7 @@ def to_host_numpy(x: Any) -> np.ndarray:
     if is_cupy_array(x):
         return x.get()
     if is_torch_array(x):
-        return x.detach().cpu().resolve_conj().numpy()
+        return x.detach().cpu().resolve_conj().resolve_neg().numpy()
     if is_dask_array(x):
         return np.asarray(x.compute())
     try:
@@ -158,7 +158,7 @@ def as_numpy_view(x: Any) -> np.ndarray | None:
     if is_torch_array(x):
         if x.device.type != "cpu" or x.requires_grad or str(x.dtype) == "torch.bfloat16":
             return None                          # bfloat16: no NumPy dtype
-        return x.resolve_conj().numpy()
+        return x.resolve_conj().resolve_neg().numpy()
     try:
         return np.from_dlpack(x)
     except (BufferError, TypeError, RuntimeError, AttributeError):

@@ -463,6 +463,8 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
     """
     if isinstance(A, LinearOperator):
         return A
+    if ns.is_torch_array(A):
+        A = A.detach()          # the solvers are not differentiable (see docs/backends)
     if _is_scipy_sparse(A):
         return _scipy_sparse_operator(A, name=name, check_finite=check_finite)
     if _is_cupyx_sparse(A):

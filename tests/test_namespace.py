@@ -96,3 +96,28 @@ def test_extended_precision_is_refused_not_demoted():
                  lambda: eigarray.eigh_batched(A)):
         with pytest.raises(TypeError, match="extended precision is not supported"):
             call()
+
+
+def test_torch_negative_bit_views_and_autograd_inputs():
+    torch = pytest.importorskip("torch")
+    import eigarray
+
+    S = np.random.default_rng(0).standard_normal((20, 20))
+    S = (S + S.T) / 2
+    # ``.conj().imag`` of a complex view is a real view with the negative bit set
+    A = torch.complex(torch.zeros(20, 20, dtype=torch.float64), torch.from_numpy(-S)).conj().imag
+    assert A.is_neg()
+    ref = np.linalg.eigvalsh(S)
+    np.testing.assert_allclose(eigarray.eigsh(A, 3, which="LA", rng=0)[0].numpy(), ref[-3:],
+                               rtol=1e-12)
+    np.testing.assert_allclose(eigarray.eigh_batched(A)[0].numpy(), ref, rtol=1e-12, atol=1e-13)
+    # the solvers are not differentiable: their outputs carry no (partial) graph
+    G = torch.from_numpy(S).requires_grad_(True)
+    for out in (eigarray.svds(G, 2, rng=0), eigarray.randomized_svd(G, 2, random_state=0),
+                eigarray.randomized_eigh(G @ G.T, 2, rng=0),
+                eigarray.subspace_iteration(G, 2, rng=0)):
+        assert not any(x.requires_grad for x in out if x is not None)
+    sigma, state = eigarray.spectral_norm(S, n_iter=50, rng=0)      # a NumPy state ...
+    sigma_t, _ = eigarray.spectral_norm(torch.from_numpy(S), n_iter=1, state=state)
+    sigma_n, _ = eigarray.spectral_norm(S, n_iter=1, state=state)
+    np.testing.assert_allclose(float(sigma_t), float(sigma_n), rtol=1e-13)  # ... on torch

@@ -510,3 +510,26 @@ def test_hvp_returning_nan_is_named(method):
         hessian_eigsh(hvp, 10, k=2, method=method, rng=0)
     with pytest.raises(ValueError, match="`matvec` returned NaN or Inf"):
         spectral_density(lambda v: v * np.inf, 10, n_probes=2, n_steps=3, rng=0)
+
+
+def test_jax_float32_dtype_given_as_a_scalar_class(tmp_path):
+    # JAX's namespace gives scalar classes (jax.numpy.float32) for dtypes: the
+    # host iteration must still run in float32 (it fell back to float64, and
+    # without x64 the flags were wrong).
+    pytest.importorskip("jax")
+    script = tmp_path / "jax_dtype.py"
+    script.write_text(
+        "import numpy as np, jax, jax.numpy as jnp, eigarray.spectral as sp\n"
+        "jax.config.update('jax_enable_x64', True)\n"
+        "S = np.diag(np.linspace(1.0, 2.0, 30))\n"
+        "seen = set()\n"
+        "def hvp(v):\n"
+        "    seen.add(str(v.dtype)); return jnp.asarray(S, dtype=v.dtype) @ v\n"
+        "for dt in (jnp.float32, 'float32'):\n"
+        "    r = sp.hessian_eigsh(hvp, 30, 2, xp=jnp, dtype=dt, rng=0)\n"
+        "    assert seen == {'float32'} and str(r[0].dtype) == 'float32', (seen, r[0].dtype)\n"
+        "    seen.clear()\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]
