@@ -144,7 +144,7 @@ def lanczos_table(problems: list[str] | None = None, *, k: int = 10, tol: float 
         peers = [r for lab, r in results.items() if not lab.startswith("eigarray")]
         best = min(r["time"] for r in peers)
         if torch:
-            row = _torch_row(A, k, tol, exact)
+            row = _torch_row(A, k, tol, exact, repeats)
             if row is not None:
                 results[row["solver"]] = row | {"problem": title}
         for r in results.values():
@@ -156,25 +156,24 @@ def lanczos_table(problems: list[str] | None = None, *, k: int = 10, tol: float 
     return rows
 
 
-def _torch_row(A: Any, k: int, tol: float, exact: np.ndarray) -> dict | None:
+def _torch_row(A: Any, k: int, tol: float, exact: np.ndarray, repeats: int) -> dict | None:
     try:
         import torch
     except ImportError:
         return None
-    from ._lanczos import eigsh
+    import warnings
 
-    coo = A.tocoo()
-    T = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, coo.shape,
-                                check_invariants=True).coalesce().to_sparse_csr()
+    from ._lanczos import eigsh
 
     def run():
         return eigsh(T, k=k, which="LA", tol=tol, rng=0)
 
-    import warnings
-
+    coo = A.tocoo()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch: "sparse CSR support is in beta"
-        t, res = _timed(run, 3)
+        T = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, coo.shape,
+                                    check_invariants=True).coalesce().to_sparse_csr()
+        t, res = _timed(run, repeats)
     w = np.sort(res.eigenvalues.numpy())
     err = float(np.max(np.abs(w - exact) / np.abs(exact)))
     return dict(solver="eigarray eigsh, torch sparse CSR input", time=t,

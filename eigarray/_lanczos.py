@@ -612,8 +612,9 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
           on_nonconvergence: str = "warn") -> Any:
     """Find ``k`` eigenpairs of a real symmetric or complex Hermitian operator.
 
-    A drop-in for :func:`scipy.sparse.linalg.eigsh` (standard problem, no
-    shift-invert) that runs on the array the caller has: NumPy, CuPy, torch,
+    :func:`scipy.sparse.linalg.eigsh`'s arguments and results (standard
+    problem, no shift-invert; ``M`` and ``sigma`` keyword-only, where scipy
+    takes them third and fourth) on the array the caller has: NumPy, CuPy, torch,
     JAX or array-api-strict arrays, scipy / cupyx sparse matrices, torch
     sparse tensors and matrix-free operators.  The solver is thick-restart
     Lanczos with full reorthogonalisation and locking (see

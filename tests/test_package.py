@@ -145,6 +145,28 @@ def test_cli_bench_rejects_unknown():
     assert out.returncode != 0 and "invalid choice" in out.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (["bench", "randomized", "--no-dask", "--dask-only"], "not allowed with argument"),
+    (["bench", "jacobi", "--repeats", "0"], "--repeats: must be an integer >= 1"),
+    (["demo", "--grid", "0"], "--grid: must be an integer >= 3"),
+    (["demo", "--tol", "-1"], "--tol: must lie in [0, 1)"),
+    (["demo", "--grid", "3", "-k", "9"], "`k` must be an integer with 0 < k < n = 9"),
+])
+def test_cli_rejects_bad_options(args, message):
+    out = subprocess.run([sys.executable, "-m", "eigarray", *args], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_cli_demo_judges_eigenvalues_by_the_tol_asked_for(tmp_path):
+    demo = subprocess.run([sys.executable, "-m", "eigarray", "demo", "--grid", "30", "-k", "4",
+                           "--tol", "1e-4", "--plot", str(tmp_path / "conv.png")],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "every eigenvalue matches the analytic spectrum" in demo.stdout
+
+
 def test_cli_bench_jacobi_gpu_only_needs_a_gpu():
     from eigarray._bench_jacobi import gpu_available
 
