@@ -280,11 +280,15 @@ def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:
     Returns the operator (products counted on it) and a function giving
     ``s`` (1.0 before the first product); see :func:`iteration_scale`.
     Solvers whose norms and Gram matrices would overflow or underflow on
-    ``A`` run on ``A / s`` and multiply values and residuals by ``s``.
+    ``A`` run on ``A / s`` and multiply values and residuals by ``s``.  On
+    Dask, where reading the first product's scale would compute it once
+    more, the operator is returned as it is (``s = 1``).
     """
     from ._operator import LinearOperator
 
     xp = op.xp
+    if ns.is_dask_namespace(xp):
+        return op, lambda: 1.0
     box: list = [None]
 
     def fix(y: Any, length: int, power: int = 1) -> Any:

@@ -252,7 +252,7 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
         cplx = ns.is_complex(xp, op.dtype)
         return SVDResult(xp.conj(Vh).T if cplx else Vh.T, S,
                          xp.conj(U).T if cplx else U.T, info=res.info)
-    op, op_scale = _scaled(op)
+    op, op_scale = scaled_operator(op)
     xp = op.xp
     hx = ns.numpy_namespace()
     m, n = op.shape
@@ -863,7 +863,7 @@ def eigh_impl(op: LinearOperator, k: int, *, method: str, n_oversamples: int, n_
     Returns the ``k`` wanted eigenpairs (largest for 'nystrom', largest in
     magnitude for 'range_finder'), eigenvalues ascending.
     """
-    op, scale = _scaled(op)
+    op, scale = scaled_operator(op)
     xp = op.xp
     hx = ns.numpy_namespace()
     n = op.shape[0]
@@ -925,14 +925,6 @@ def eigh_impl(op: LinearOperator, k: int, *, method: str, n_oversamples: int, n_
     info = ConvergenceInfo(hx.ones(k, dtype=bool), res * scale(), n_iter, op.n_matvec - start,
                            {key: hx.asarray(v) for key, v in history.items()})
     return EighResult(W, X, info=info)
-
-
-def _scaled(op: LinearOperator) -> tuple[LinearOperator, Any]:
-    """:func:`scaled_operator`, except on Dask, where reading the first product's
-    scale would compute it once more (its products stay unscaled)."""
-    if ns.is_dask_namespace(op.xp):
-        return op, lambda: 1.0
-    return scaled_operator(op)
 
 
 def _colnorms2(xp: Any, Y: Any) -> Any:
