@@ -93,15 +93,15 @@ def working_dtype(xp: Any, dtype: Any, *, name: str = "A") -> Any:
     try:
         if xp.isdtype(dtype, ("bool", "integral")):
             return xp.float64
-        if xp.isdtype(dtype, "real floating"):
-            if xp.finfo(dtype).bits < 32:       # float16, bfloat16
-                return xp.float32
-            raise TypeError(f"`{name}` has dtype={dtype}: extended precision is not "
-                            f"supported (it would be computed in lower precision); convert "
-                            f"to float64.")
-    except (TypeError, ValueError) as exc:
-        if "extended precision" in str(exc):
-            raise
+        half = xp.isdtype(dtype, "real floating") and xp.finfo(dtype).bits < 32
+        extended = xp.isdtype(dtype, "real floating") and not half
+    except (TypeError, ValueError):
+        half = extended = False
+    if half:                                    # float16, bfloat16
+        return xp.float32
+    if extended:
+        raise TypeError(f"`{name}` has dtype={dtype}: extended precision is not supported "
+                        f"(it would be computed in lower precision); convert to float64.")
     raise TypeError(
         f"`{name}` must have a real or complex floating, integer or boolean "
         f"dtype; got dtype={dtype}."

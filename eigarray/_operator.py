@@ -472,7 +472,7 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
 
         return _product_operator(A, ns.array_namespace(cupy.empty(0)), name=name)
     if _is_torch_sparse(A):
-        values = (A.coalesce() if A.layout == __import__("torch").sparse_coo else A).values()
+        values = (A.coalesce() if "coo" in str(A.layout) else A).values()
         return _product_operator(A, ns.array_namespace(values), name=name)
     if ns.is_array_api_obj(A) and not hasattr(A, "matvec"):
         return _dense_operator(A, name=name, check_finite=check_finite)

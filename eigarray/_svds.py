@@ -43,11 +43,11 @@ from . import _validate as val
 from ._lanczos import default_keep, record_restart
 from ._linalg import (
     combine_rows,
-    iteration_scale,
     orthonormalize_rows,
     project_out,
     random_vector,
     row_norms,
+    scaled_operator,
     set_rows,
 )
 from ._operator import LinearOperator, aslinearoperator
@@ -85,27 +85,17 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     ``B V_{j+1} = U_{j+1} M[:j+1, :j+1]``; the rows ``nlock:`` are active.
     Returns singular values ascending.
     """
+    # On A / s (s a power of two, 1 unless ||A|| is so large or small that
+    # squares of its entries would overflow or underflow: see
+    # scaled_operator); values and residuals are scaled back on the way out.
+    op, scale = scaled_operator(op)
     xp = op.xp
     hx = ns.numpy_namespace()
     m_a, n_a = op.shape
     flip = m_a < n_a                       # B = Aᴴ: the right basis is A's left side
     mB, nB = (n_a, m_a) if flip else (m_a, n_a)
-    # Products are divided by ``scale`` (a power of two, 1 unless ||A|| is so
-    # large or small that squares of its entries would overflow or
-    # underflow: see iteration_scale); values are scaled back on the way out.
-    scale = None
-
-    def scaled(product: Callable) -> Callable:
-        def apply(x: Any) -> Any:
-            nonlocal scale
-            w = product(x)
-            if scale is None:
-                scale = iteration_scale(xp, w, dtype)
-            return w if scale == 1.0 else w * (1.0 / scale)
-        return apply
-
-    fwd = scaled(op.rmatvec if flip else op.matvec)
-    adj = scaled(op.matvec if flip else op.rmatvec)
+    fwd = op.rmatvec if flip else op.matvec
+    adj = op.matvec if flip else op.rmatvec
     dtype = op.dtype
     cplx = ns.is_complex(xp, dtype)
     host_dtype = hx.complex128 if cplx else hx.float64
@@ -192,8 +182,8 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         wanted = pref[:k]
         done = all_est[wanted] <= threshold
         n_iter += 1
-        if record_restart(history, callback, n_iter, n_products(), all_s[wanted] * scale,
-                          all_est[wanted] * scale, done):
+        if record_restart(history, callback, n_iter, n_products(), all_s[wanted] * scale(),
+                          all_est[wanted] * scale(), done):
             stop_reason = "callback"
         if bool(hx.all(done)) or exhausted or n_iter >= maxiter or stop_reason:
             break
@@ -255,8 +245,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     idx = wanted[order]
     converged = all_est[idx] <= threshold
     real_dtype = ns.real_dtype(xp, dtype)
-    s_out = xp.asarray(ns.from_host_numpy(hx.asarray(vals[order] * scale), xp, like=V),
-                       dtype=real_dtype)
+    s_scaled = xp.asarray(ns.from_host_numpy(hx.asarray(vals[order]), xp, like=V),
+                          dtype=real_dtype)
+    s_out = s_scaled * scale() if scale() != 1.0 else s_scaled
     info_hist = {key: hx.asarray(val_) for key, val_ in history.items()}
     if not want_vectors:
         info = ConvergenceInfo(converged, hx.full(k, hx.nan), n_iter, n_products(), info_hist)
@@ -275,13 +266,11 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     XU = _to_device(xp, Yu, dtype, U).T @ U[:j, ...]       # (k, mB): left vectors of B
     Ucols, Vrows = (XV.T, XU) if flip else (XU.T, XV)       # A's left columns, right rows
     Vh = xp.conj(Vrows) if cplx else Vrows
-    sd = xp.astype(s_out, dtype)
-    R1 = op.matmat(xp.conj(Vh).T if cplx else Vh.T) - Ucols * sd
+    sd = xp.astype(s_scaled, dtype)
+    R1 = op.matmat(xp.conj(Vh).T if cplx else Vh.T) - Ucols * sd    # residuals of A / s
     R2 = op.rmatmat(Ucols) - (xp.conj(Vh).T if cplx else Vh.T) * sd
-    # norms of the scaled residuals: their squares stay in range
-    r1 = ns.to_host_numpy(xp.linalg.vector_norm(R1 * (1.0 / scale), axis=0)) * scale
-    r2 = ns.to_host_numpy(xp.linalg.vector_norm(R2 * (1.0 / scale), axis=0)) * scale
-    r1, r2 = r1.astype(hx.float64), r2.astype(hx.float64)
+    r1 = ns.to_host_numpy(xp.linalg.vector_norm(R1, axis=0)).astype(hx.float64) * scale()
+    r2 = ns.to_host_numpy(xp.linalg.vector_norm(R2, axis=0)).astype(hx.float64) * scale()
     info = ConvergenceInfo(converged, hx.maximum(r1, r2), n_iter, n_products(), info_hist)
     return SVDResult(Ucols, s_out, Vh, info=info)
 
