@@ -591,7 +591,7 @@ def _check_v0(op: LinearOperator, v0: Any, n: int) -> Any:
         raise TypeError(f"`v0` must be an array of shape ({n},); got {type(v0).__name__}.")
     if tuple(v0.shape) != (n,):
         raise ValueError(f"`v0` must have shape ({n},) to match `A`; got shape={tuple(v0.shape)}.")
-    if ns.array_namespace(v0) is not xp and not _same_namespace(ns.array_namespace(v0), xp):
+    if ns.array_namespace(v0) is not xp and not ns.same_namespace(ns.array_namespace(v0), xp):
         v0 = ns.from_host_numpy(ns.to_host_numpy(v0), xp)
     v0 = xp.astype(v0, op.dtype, copy=True)
     if not bool(xp.all(xp.isfinite(v0))):
@@ -600,10 +600,6 @@ def _check_v0(op: LinearOperator, v0: Any, n: int) -> Any:
     if float(largest) == 0.0:
         raise ValueError("`v0` must not be the zero vector.")
     return v0 / xp.astype(largest, v0.dtype)     # its norm is then in range
-
-
-def _same_namespace(a: Any, b: Any) -> bool:
-    return getattr(a, "__name__", a) == getattr(b, "__name__", b)
 
 
 def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None = None,

@@ -849,7 +849,7 @@ class EigenLayer(_Estimator):
         X, xp = self._check_X(X, reset=fresh)
         if not fresh:
             sxp = ns.array_namespace(self._scatter)
-            if getattr(sxp, "__name__", sxp) != getattr(xp, "__name__", xp):
+            if not ns.same_namespace(sxp, xp):
                 X = ns.from_host_numpy(ns.to_host_numpy(X), sxp, like=self._scatter)
                 xp = sxp
         with ns.numpy_namespace().errstate(invalid="ignore", over="ignore"):

@@ -74,6 +74,11 @@ def real_dtype(xp: Any, dtype: Any) -> Any:
     return dtype
 
 
+def same_namespace(a: Any, b: Any) -> bool:
+    """Whether two namespaces are the same module (compat wrappers compared by name)."""
+    return getattr(a, "__name__", a) == getattr(b, "__name__", b)
+
+
 def working_dtype(xp: Any, dtype: Any, *, name: str = "A") -> Any:
     """The floating dtype a solver works in for an input of ``dtype``.
 

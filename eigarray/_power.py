@@ -111,10 +111,6 @@ _NON_FINITE = ("`A` returned NaN or Inf for a finite block (a NaN in a matrix-fr
                "or an overflow).")
 
 
-def _same_namespace(a: Any, b: Any) -> bool:
-    return getattr(a, "__name__", a) == getattr(b, "__name__", b)
-
-
 def default_block_size(k: int, n: int) -> int:
     """eigarray's default block for ``k`` wanted pairs: ``min(n, max(2k, k + 8))``."""
     return min(n, max(2 * k, k + 8))
@@ -886,7 +882,7 @@ def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = 
         if tuple(u.shape) != (m,) or tuple(v.shape) != (n,):
             raise ValueError(f"`state` must hold u of shape ({m},) and v of shape ({n},) to "
                              f"match `A`; got {tuple(u.shape)} and {tuple(v.shape)}.")
-        if not _same_namespace(ns.array_namespace(v), xp):   # as a v0 is, into A's
+        if not ns.same_namespace(ns.array_namespace(v), xp):   # as a v0 is, into A's
             u, v = (ns.from_host_numpy(ns.to_host_numpy(x), xp, like=like) for x in (u, v))
         v = xp.astype(v, dtype) if v.dtype != dtype else v
         u = xp.astype(u, dtype) if u.dtype != dtype else u

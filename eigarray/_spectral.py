@@ -117,10 +117,6 @@ def _iterates_on_host(xp: Any, like: Any) -> bool:
     return False
 
 
-def _same_namespace(a: Any, b: Any) -> bool:
-    return getattr(a, "__name__", a) == getattr(b, "__name__", b)
-
-
 def _product_operator(fn: Any, n: int, dtype: Any, xp: Any, like: Any, *,
                       name: str) -> tuple[LinearOperator, Any]:
     """``fn`` (a vector product ``v -> A v``) as a bound, checked :class:`LinearOperator`.
@@ -159,7 +155,7 @@ def _product_operator(fn: Any, n: int, dtype: Any, xp: Any, like: Any, *,
             out = out.detach()
         if hosted:
             out = ns.to_host_numpy(out)
-        elif not _same_namespace(ns.array_namespace(out), it_xp):
+        elif not ns.same_namespace(ns.array_namespace(out), it_xp):
             out = ns.from_host_numpy(ns.to_host_numpy(out), it_xp, like=v)
         if out.dtype != it_dtype:
             out = it_xp.astype(out, it_dtype)

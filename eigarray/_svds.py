@@ -318,7 +318,7 @@ def _check_v0(op: LinearOperator, v0: Any, n: int) -> Any:
         raise ValueError(f"`v0` must have shape ({n},) = (min(m, n),) to match `A` of shape "
                          f"{op.shape}; got shape={tuple(v0.shape)}.")
     vxp = ns.array_namespace(v0)
-    if getattr(vxp, "__name__", vxp) != getattr(xp, "__name__", xp):
+    if not ns.same_namespace(vxp, xp):
         v0 = ns.from_host_numpy(ns.to_host_numpy(v0), xp)
     if xp.isdtype(v0.dtype, "complex floating") and not ns.is_complex(xp, op.dtype):
         raise TypeError(f"`v0` is complex but `A` is real ({op.dtype}); pass a real `v0`.")
