@@ -153,6 +153,7 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
                          f"{tuple(A.shape)}.")
     UPLO = val.check_choice(UPLO, ("L", "U"), name="UPLO")
     sort = val.check_choice(sort, ("ascending", "descending"), name="sort")
+    eigenvectors = val.check_bool(eigenvectors, name="eigenvectors")
     val.check_choice(on_nonconvergence, ("warn", "raise"), name="on_nonconvergence")
     dtype = ns.working_dtype(xp, A.dtype, name="A")
     n = int(A.shape[-1])

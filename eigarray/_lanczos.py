@@ -48,6 +48,7 @@ from . import _namespace as ns
 from . import _validate as val
 from ._linalg import (
     RowWork,
+    check_start,
     cholesky_qr,
     combine_rows,
     gram_norms,
@@ -572,7 +573,7 @@ def _prepare(A: Any, k: int, which: str, v0: Any, ncv: Any, maxiter: Any, tol: A
     val.check_choice(on_nonconvergence, ("warn", "raise"), name="on_nonconvergence")
     rng = ns.host_rng(rng)
     if v0 is not None:
-        v0 = _check_v0(op, v0, n)
+        v0 = check_start(op, v0, n, name="v0")
     return op, k, which, v0, ncv, maxiter, tol, rng, caller
 
 
@@ -583,23 +584,6 @@ def _to_caller(result: EighResult, caller: tuple | None) -> EighResult:
     xp, like = caller
     w, V = (None if a is None else ns.from_host_numpy(a, xp, like=like) for a in result)
     return EighResult(w, V, info=result.info)
-
-
-def _check_v0(op: LinearOperator, v0: Any, n: int) -> Any:
-    xp = op.xp
-    if not ns.is_array_api_obj(v0):
-        raise TypeError(f"`v0` must be an array of shape ({n},); got {type(v0).__name__}.")
-    if tuple(v0.shape) != (n,):
-        raise ValueError(f"`v0` must have shape ({n},) to match `A`; got shape={tuple(v0.shape)}.")
-    if ns.array_namespace(v0) is not xp and not ns.same_namespace(ns.array_namespace(v0), xp):
-        v0 = ns.from_host_numpy(ns.to_host_numpy(v0), xp)
-    v0 = xp.astype(v0, op.dtype, copy=True)
-    if not bool(xp.all(xp.isfinite(v0))):
-        raise ValueError("`v0` must not contain NaN or Inf.")
-    largest = xp.max(xp.abs(v0))
-    if float(largest) == 0.0:
-        raise ValueError("`v0` must not be the zero vector.")
-    return v0 / xp.astype(largest, v0.dtype)     # its norm is then in range
 
 
 def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None = None,
@@ -726,6 +710,7 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
         raise NotImplementedError(
             "`M` (generalised problems) and `sigma` (shift-invert) are not implemented; "
             "eigsh solves the standard Hermitian problem A x = λ x.")
+    return_eigenvectors = val.check_bool(return_eigenvectors, name="return_eigenvectors")
     op, k, which, v0, ncv, maxiter, tol, rng, caller = _prepare(
         A, k, which, v0, ncv, maxiter, tol, rng, callback, on_nonconvergence)
     result = _impl(op, k, which=which, ncv=ncv, block_size=min(DEFAULT_BLOCK_SIZE, ncv - k),
@@ -841,7 +826,12 @@ def _keep_policy(keep: Any) -> Callable[[int, int], int]:
     if keep is None:
         return default_keep
     if callable(keep):
-        return lambda n_free, n_unc: min(n_free - 1, int(keep(n_free, n_unc)))
+        def call(n_free: int, n_unc: int) -> int:
+            count = val.check_int(keep(n_free, n_unc), name="keep(n_free, n_unconverged)",
+                                  low=0)
+            return min(n_free - 1, count)
+
+        return call
     if isinstance(keep, float) and not isinstance(keep, bool):
         if not 0.0 < keep < 1.0:
             raise ValueError(f"`keep` as a float must lie in (0, 1); got keep={keep}.")

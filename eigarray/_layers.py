@@ -695,6 +695,7 @@ class EigenLayer(_Estimator):
         whiten = {False: None, True: "pca"}.get(whiten, whiten) if not isinstance(whiten, str) \
             else whiten
         solver = val.check_choice(self.solver, _SOLVERS, name="solver")
+        val.check_bool(self.copy, name="copy")
         val.check_int(self.n_oversamples, name="n_oversamples", low=0)
         if not (isinstance(self.n_iter, str) and self.n_iter == "auto"):
             val.check_int(self.n_iter, name="n_iter", low=0)

@@ -323,6 +323,53 @@ def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:
     return scaled, lambda: 1.0 if box[0] is None else box[0]
 
 
+def check_start(op: Any, X: Any, n: int, *, name: str, block: bool = False,
+                note: str = "") -> Any:
+    """A caller's starting vector ``(n,)`` (or block ``(n, p)``) for ``op``: a copy
+    in its namespace and working dtype.
+
+    A vector is also divided by its largest magnitude, so that its norm is
+    in range.  Raises a TypeError or ValueError naming ``name`` for an
+    object that is no array, a wrong shape (``note`` follows the expected
+    shape in the message), a dtype that holds no numbers, a complex start
+    for a real operator (its imaginary part would be dropped), NaN or Inf,
+    and a zero vector.
+    """
+    xp = op.xp
+    want = f"({n}, p) with p >= 1" if block else f"({n},)"
+    if not ns.is_array_api_obj(X):
+        raise TypeError(f"`{name}` must be an array of shape {want}; got {type(X).__name__}.")
+    if block and X.ndim == 1:
+        X = X[:, None]
+    shape = tuple(X.shape)
+    if not (len(shape) == 2 and shape[0] == n and shape[1] >= 1 if block else shape == (n,)):
+        raise ValueError(f"`{name}` must have shape {want}{note} to match `A`; "
+                         f"got shape={shape}.")
+    if not ns.same_namespace(ns.array_namespace(X), xp):
+        X = ns.from_host_numpy(ns.to_host_numpy(X), xp)
+    kinds = ("bool", "integral", "real floating", "complex floating")
+    try:
+        numeric = ns.array_namespace(X).isdtype(X.dtype, kinds)
+    except (TypeError, ValueError):
+        numeric = False
+    if not numeric:
+        raise TypeError(f"`{name}` must hold numbers; got dtype={X.dtype}.")
+    if xp.isdtype(X.dtype, "complex floating") and not ns.is_complex(xp, op.dtype):
+        raise TypeError(f"`{name}` is complex but `A` is real ({op.dtype}); pass a real "
+                        f"`{name}`.")
+    X = xp.astype(X, op.dtype, copy=True)
+    if ns.is_dask_namespace(xp):
+        return X
+    if not bool(xp.all(xp.isfinite(X))):
+        raise ValueError(f"`{name}` must not contain NaN or Inf.")
+    if block:
+        return X
+    largest = xp.max(xp.abs(X))
+    if float(largest) == 0.0:
+        raise ValueError(f"`{name}` must not be the zero vector.")
+    return X / xp.astype(largest, X.dtype)
+
+
 def random_vector(xp: Any, n: int, dtype: Any, rng: Any, device: Any = None) -> Any:
     """A random vector drawn on the host (standard normal) and moved to ``xp``."""
     hx = ns.numpy_namespace()

@@ -48,6 +48,11 @@ __all__ = [
 ]
 
 
+def is_torch_sparse(x: Any) -> bool:
+    """True for a torch tensor with a sparse layout (COO, CSR, CSC, BSR, BSC)."""
+    return is_torch_array(x) and str(x.layout) != "torch.strided"
+
+
 def array_namespace(*arrays: Any) -> Any:
     """Return the (array-api-compat wrapped) namespace shared by ``arrays``."""
     return _compat.array_namespace(*arrays)
@@ -92,6 +97,8 @@ def working_dtype(xp: Any, dtype: Any, *, name: str = "A") -> Any:
         For any other dtype (extended precision, strings, objects, ...),
         naming the argument.
     """
+    if isinstance(dtype, np.dtype) and not dtype.isnative:
+        dtype = dtype.newbyteorder("=")         # big-endian data: computed natively
     for keep in ("float32", "float64", "complex64", "complex128"):
         if dtype == getattr(xp, keep, None):
             return dtype
@@ -203,6 +210,8 @@ def from_cupy(x: Any, *, like: Any) -> Any:
 def host_rng(rng: Any, *, name: str = "rng") -> np.random.Generator:
     """Normalise ``rng`` (None, int or ``numpy.random.Generator``)."""
     if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        if rng is not None and rng < 0:
+            raise ValueError(f"`{name}` must be a non-negative seed; got {name}={rng}.")
         return np.random.default_rng(rng)
     if isinstance(rng, np.random.Generator):
         return rng

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import _namespace as ns
 from ._dispatch import csr_product
+from ._validate import check_bool
 
 __all__ = ["LinearOperator", "aslinearoperator", "host_view_operator"]
 
@@ -113,13 +114,21 @@ class LinearOperator:
                             f"aslinearoperator.")
         return y
 
+    def _argument(self, x: Any, ndim: int, length: int, method: str) -> None:
+        if x.ndim != ndim or x.shape[0] != length:
+            want = f"({length},)" if ndim == 1 else f"({length}, p)"
+            raise ValueError(f"{method} of the {self.shape[0]}x{self.shape[1]} operator takes "
+                             f"an array of shape {want}; got shape {tuple(x.shape)}.")
+
     def matvec(self, x: Any) -> Any:
         """``A x`` for ``x`` of shape ``(n,)``; counted once."""
+        self._argument(x, 1, self.shape[1], "matvec")
         self.n_matvec += 1
         return self._checked(self._matvec(x), x, (self.shape[0],))
 
     def matmat(self, X: Any) -> Any:
         """``A X`` for ``X`` of shape ``(n, p)``; counted ``p`` times."""
+        self._argument(X, 2, self.shape[1], "matmat")
         self.n_matvec += X.shape[1]
         if self._matmat is not None:
             return self._checked(self._matmat(X), X, (self.shape[0], X.shape[1]))
@@ -143,6 +152,7 @@ class LinearOperator:
 
     def rmatvec(self, y: Any) -> Any:
         """``Aᴴ y`` for ``y`` of shape ``(m,)``."""
+        self._argument(y, 1, self.shape[0], "rmatvec")
         if self._rmatvec is None:
             if self._rmatmat is None:
                 raise TypeError("this operator has no adjoint product (`rmatvec`/`rmatmat`).")
@@ -153,6 +163,7 @@ class LinearOperator:
 
     def rmatmat(self, Y: Any) -> Any:
         """``Aᴴ Y`` for ``Y`` of shape ``(m, p)``."""
+        self._argument(Y, 2, self.shape[0], "rmatmat")
         if self._rmatmat is None:
             if self._rmatvec is None:
                 raise TypeError("this operator has no adjoint product (`rmatvec`/`rmatmat`).")
@@ -208,14 +219,6 @@ def _is_scipy_sparse(A: Any) -> bool:
 def _is_cupyx_sparse(A: Any) -> bool:
     mod = sys.modules.get("cupyx.scipy.sparse")
     return mod is not None and mod.issparse(A)
-
-
-def _is_torch_sparse(A: Any) -> bool:
-    if not ns.is_torch_array(A):
-        return False
-    import torch
-
-    return A.layout != torch.strided
 
 
 def _dense_operator(A: Any, *, name: str, check_finite: bool) -> LinearOperator:
@@ -387,10 +390,32 @@ def _product_operator(A: Any, xp: Any, *, name: str) -> LinearOperator:
                           rmatvec=rmatvec, rmatmat=rmatvec, device=dev)
 
 
+def _check_shape(shape: Any, name: str) -> tuple[int, int]:
+    """``shape`` as two ints, or a ValueError naming it."""
+    try:
+        ok = len(shape) == 2 and all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) and s >= 0
+            for s in shape)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"`{name}` must be two non-negative integers (rows, columns); "
+                         f"got {shape!r}.")
+    return int(shape[0]), int(shape[1])
+
+
 def _duck_operator(A: Any, *, shape: Any, dtype: Any, xp: Any, name: str) -> LinearOperator:
+    if xp is not None and not all(hasattr(xp, f) for f in ("asarray", "astype", "linalg")):
+        raise TypeError(f"`xp` must be an array namespace (such as "
+                        f"`array_api_compat.array_namespace(x)`); got {xp!r}.")
     if dtype is None:
         dtype = getattr(A, "dtype", None)
-    dtype = np.dtype(np.float64 if dtype is None else dtype) if xp is None else dtype
+    if xp is None:
+        try:
+            dtype = np.dtype(np.float64 if dtype is None else dtype)
+        except TypeError:
+            raise TypeError(f"`dtype` must be a floating, integer or boolean dtype; "
+                            f"got {dtype!r}.") from None
     if xp is not None:
         dtype = ns.working_dtype(xp, _dtype_in(xp, dtype, name=name), name=name)
     else:
@@ -398,10 +423,12 @@ def _duck_operator(A: Any, *, shape: Any, dtype: Any, xp: Any, name: str) -> Lin
     if callable(A) and not hasattr(A, "matvec"):
         if shape is None:
             raise ValueError(f"`{name}` is a plain callable: pass its `shape` as well.")
-        return LinearOperator(shape, dtype, xp, matvec=A)
-    shape = getattr(A, "shape", None) if shape is None else shape
-    if shape is None or len(shape) != 2:
-        raise ValueError(f"`{name}` must have a 2-D `shape`; got shape={shape}.")
+        return LinearOperator(_check_shape(shape, "shape"), dtype, xp, matvec=A)
+    if shape is None:
+        shape = getattr(A, "shape", None)
+        if shape is None or len(shape) != 2:
+            raise ValueError(f"`{name}` must have a 2-D `shape`; got shape={shape}.")
+    shape = _check_shape(shape, "shape")
     adjoint = _has_adjoint(A)
     return LinearOperator(
         shape, dtype, xp, matvec=A.matvec, matmat=getattr(A, "matmat", None),
@@ -463,6 +490,7 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
     """
     if isinstance(A, LinearOperator):
         return A
+    check_finite = check_bool(check_finite, name="check_finite")
     if ns.is_torch_array(A):
         A = A.detach()          # the solvers are not differentiable (see docs/backends)
     if _is_scipy_sparse(A):
@@ -471,7 +499,7 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
         import cupy
 
         return _product_operator(A, ns.array_namespace(cupy.empty(0)), name=name)
-    if _is_torch_sparse(A):
+    if ns.is_torch_sparse(A):
         values = (A.coalesce() if "coo" in str(A.layout) else A).values()
         return _product_operator(A, ns.array_namespace(values), name=name)
     if ns.is_array_api_obj(A) and not hasattr(A, "matvec"):
@@ -505,7 +533,7 @@ def host_view_operator(A: Any, *, name: str = "A", check_finite: bool = True) ->
         A = A.detach()
         if A.dtype == torch.bfloat16:            # no NumPy dtype: promoted, as documented
             A = A.to(torch.float32)
-    if _is_torch_sparse(A):
+    if ns.is_torch_sparse(A):
         if A.device.type != "cpu":
             return None
         if A.layout not in (torch.sparse_coo, torch.sparse_csr):

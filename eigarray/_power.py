@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 from . import _namespace as ns
 from . import _validate as val
-from ._linalg import scaled_operator, set_rows
+from ._linalg import check_start, scaled_operator, set_rows
 from ._operator import LinearOperator, aslinearoperator
 from ._result import ConvergenceInfo, EighResult, SVDResult, report_nonconvergence
 from ._result import callback_stops as _stops
@@ -208,27 +208,6 @@ def _order(theta: Any, which: str) -> Any:
     if which == "SA":
         return hx.argsort(theta, stable=True)
     return hx.argsort(-hx.abs(theta), stable=True)
-
-
-def _check_block(op: LinearOperator, X0: Any, n: int, name: str) -> Any:
-    """``X0`` as an ``(n, p)`` block of ``op``'s namespace and working dtype."""
-    xp = op.xp
-    if not ns.is_array_api_obj(X0):
-        raise TypeError(f"`{name}` must be an array of shape ({n}, p); "
-                        f"got {type(X0).__name__}.")
-    shape = tuple(X0.shape)
-    if len(shape) == 1:
-        X0 = X0[:, None]
-        shape = tuple(X0.shape)
-    if len(shape) != 2 or shape[0] != n or shape[1] < 1:
-        raise ValueError(f"`{name}` must have shape ({n}, p) with p >= 1 to match `A`; "
-                         f"got shape={shape}.")
-    if getattr(ns.array_namespace(X0), "__name__", None) != getattr(xp, "__name__", None):
-        X0 = ns.from_host_numpy(ns.to_host_numpy(X0), xp, like=None)
-    X0 = xp.astype(X0, op.dtype, copy=True)
-    if not ns.is_dask_namespace(xp) and not bool(xp.all(xp.isfinite(X0))):
-        raise ValueError(f"`{name}` must not contain NaN or Inf.")
-    return X0
 
 
 def _check_int(value: Any, **kwargs: Any) -> int:
@@ -599,7 +578,7 @@ def subspace_iteration(A: Any, k: int, *, which: str = "LA", block_size: int | N
                          f"one end of the spectrum); got which='LM', "
                          f"chebyshev_degree={chebyshev_degree}.")
     if X0 is not None:
-        X0 = _check_block(op, X0, n, "X0")
+        X0 = check_start(op, X0, n, name="X0", block=True)
     if block_size is None:
         block_size = default_block_size(k, n)
         if X0 is not None:
@@ -747,7 +726,10 @@ def _normalize(xp: Any, x: Any) -> Any:
 
     ``x`` is divided by its largest magnitude first, so that the squares the
     norm sums neither overflow nor underflow, whatever the scale of ``A``.
+    An empty ``x`` (an ``A`` with no rows or columns) is returned as it is.
     """
+    if x.shape[0] == 0:
+        return x
     for nrm in (xp.max(xp.abs(x)), None):
         nrm = xp.linalg.vector_norm(x) if nrm is None else nrm
         nrm = nrm + xp.astype(nrm == 0, nrm.dtype)
@@ -815,7 +797,8 @@ def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = 
     (the gradient of the largest singular value).  On JAX, which has no
     detach without importing it, gradients also flow through the iteration.
     NaN in ``A`` is not checked (no host synchronisation); it gives a NaN
-    ``σ``.  A zero ``A`` gives ``σ = 0`` and zero vectors.
+    ``σ``.  A zero ``A`` gives ``σ = 0`` and zero vectors, as does an empty one (no rows or columns,
+    as ``numpy.linalg.norm(A, 2)``).
 
     Cost per call: ``n_iter`` products with ``A`` and with ``Aᴴ``, plus one
     with ``A`` for ``σ``; no host synchronisation for dense arrays.

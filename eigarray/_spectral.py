@@ -86,7 +86,11 @@ def _resolve_dtype(xp: Any, dtype: Any, v0: Any) -> Any:
             dtype = xp.asarray(0.0).dtype
         name = "v0" if v0 is not None else "dtype"
     else:
-        dtype = _dtype_in(xp, dtype, name="dtype")
+        try:
+            dtype = _dtype_in(xp, dtype, name="dtype")
+        except TypeError as exc:
+            raise TypeError(f"`dtype` must be a floating dtype; got dtype={dtype!r} "
+                            f"({exc}).") from None
         name = "dtype"
     return ns.working_dtype(xp, dtype, name=name)
 
@@ -421,6 +425,8 @@ class SpectralDensity(NamedTuple):
 
         ``f`` takes and returns host NumPy arrays (element-wise).
         """
+        if not callable(f):
+            raise TypeError(f"`f` must be callable, such as numpy.exp; got {type(f).__name__}.")
         hx = ns.numpy_namespace()
         used = hx.isfinite(self.nodes)
         theta = hx.where(used, self.nodes, 0.0)
@@ -556,8 +562,12 @@ def rademacher_probes(n_probes: int, n: int, rng: Any) -> Any:
     """The probes of :func:`spectral_density`: rows of ``2 rng.integers(0, 2, (n_probes, n)) - 1``.
 
     Drawn on the host, in one call, as float64; documented so that a test or
-    a user can reproduce them.
+    a user can reproduce them.  ``rng``: None, an int seed or a
+    ``numpy.random.Generator``.
     """
+    n_probes = val.check_int(n_probes, name="n_probes", low=1)
+    n = val.check_int(n, name="n", low=1)
+    rng = ns.host_rng(rng)
     hx = ns.numpy_namespace()
     return hx.asarray(2 * rng.integers(0, 2, size=(n_probes, n)) - 1, dtype=hx.float64)
 

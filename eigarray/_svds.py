@@ -42,6 +42,7 @@ from . import _namespace as ns
 from . import _validate as val
 from ._lanczos import default_keep, record_restart
 from ._linalg import (
+    check_start,
     combine_rows,
     orthonormalize_rows,
     project_out,
@@ -310,27 +311,6 @@ def _to_device(xp: Any, a: Any, dtype: Any, like: Any) -> Any:
     return xp.astype(out, dtype) if out.dtype != dtype else out
 
 
-def _check_v0(op: LinearOperator, v0: Any, n: int) -> Any:
-    xp = op.xp
-    if not ns.is_array_api_obj(v0):
-        raise TypeError(f"`v0` must be an array of shape ({n},); got {type(v0).__name__}.")
-    if tuple(v0.shape) != (n,):
-        raise ValueError(f"`v0` must have shape ({n},) = (min(m, n),) to match `A` of shape "
-                         f"{op.shape}; got shape={tuple(v0.shape)}.")
-    vxp = ns.array_namespace(v0)
-    if not ns.same_namespace(vxp, xp):
-        v0 = ns.from_host_numpy(ns.to_host_numpy(v0), xp)
-    if xp.isdtype(v0.dtype, "complex floating") and not ns.is_complex(xp, op.dtype):
-        raise TypeError(f"`v0` is complex but `A` is real ({op.dtype}); pass a real `v0`.")
-    v0 = xp.astype(v0, op.dtype, copy=True)
-    if not bool(xp.all(xp.isfinite(v0))):
-        raise ValueError("`v0` must not contain NaN or Inf.")
-    largest = xp.max(xp.abs(v0))
-    if float(largest) == 0.0:
-        raise ValueError("`v0` must not be the zero vector.")
-    return v0 / xp.astype(largest, v0.dtype)     # its norm is then in range
-
-
 def _check_return(value: Any) -> Any:
     if isinstance(value, bool) or type(value).__name__ == "bool":   # numpy.bool_ too
         return bool(value)
@@ -531,7 +511,7 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     val.check_choice(on_nonconvergence, ("warn", "raise"), name="on_nonconvergence")
     rng = ns.host_rng(rng)
     if v0 is not None:
-        v0 = _check_v0(op, v0, small)
+        v0 = check_start(op, v0, small, name="v0", note=" = (min(m, n),)")
     want = return_singular_vectors is not False
 
     if solver == "lanczos":

@@ -50,6 +50,8 @@ def check_choice(value: Any, choices: tuple[str, ...], *, name: str) -> str:
 def check_tol(value: Any, *, name: str = "tol") -> float:
     """Check a non-negative finite tolerance (0 means working precision)."""
     try:
+        if isinstance(value, (bool, str)) or type(value).__name__ == "bool_":
+            raise TypeError
         tol = float(value)
     except (TypeError, ValueError):
         raise TypeError(
@@ -93,6 +95,9 @@ def as_array(value: Any, *, name: str) -> Any:
     list or tuple of numbers as a NumPy array (as ``numpy.linalg`` reads it)."""
     from . import _namespace as ns
 
+    if ns.is_torch_sparse(value):
+        raise TypeError(f"`{name}` is a sparse torch tensor ({value.layout}); this function "
+                        f"takes dense arrays: convert it with `.to_dense()`.")
     if ns.is_array_api_obj(value):
         return value
     if isinstance(value, (list, tuple)):

@@ -262,6 +262,8 @@ class TestBadInput:
             eigarray.eigh_batched(A, max_sweeps=0)
         with pytest.raises(ValueError, match="`tol` must be positive"):
             eigarray.eigh_batched(A, tol=0.0)
+        with pytest.raises(TypeError, match="`eigenvectors` must be True or False"):
+            eigarray.eigh_batched(A, eigenvectors="x")
 
 
 def test_alias():

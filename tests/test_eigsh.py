@@ -548,6 +548,24 @@ class TestBadInput:
         with pytest.raises(ValueError, match="`v0` must not be the zero vector"):
             eigarray.eigsh(np.eye(10), k=2, v0=np.zeros(10))
 
+    def test_v0_dtype(self, backend):
+        # A complex start for a real A would lose its imaginary part.
+        for v0 in (1j * np.ones(10), (1 + 1j) * np.ones(10)):
+            with pytest.raises(TypeError, match="`v0` is complex but `A` is real"):
+                eigarray.eigsh(to_backend(np.eye(10), backend), k=2,
+                               v0=to_backend(v0, backend))
+        with pytest.raises(TypeError, match="`v0` must hold numbers"):
+            eigarray.lanczos(np.eye(10), 2, v0=np.array(["a"] * 10))
+
+    def test_rng_keep_and_flags(self):
+        with pytest.raises(ValueError, match="`rng` must be a non-negative seed"):
+            eigarray.eigsh(np.eye(10), k=2, rng=-1)
+        with pytest.raises(TypeError, match=r"`keep\(n_free, n_unconverged\)` must be an"):
+            eigarray.lanczos(np.diag(np.arange(1.0, 201.0)), 2, ncv=8, keep=lambda a, b: "x",
+                             rng=0)
+        with pytest.raises(TypeError, match="`return_eigenvectors` must be True or False"):
+            eigarray.eigsh(np.eye(10), k=2, return_eigenvectors="no")
+
     def test_operator_shape_mismatch(self):
         op = eigarray.aslinearoperator(lambda x: np.ones(7), shape=(10, 10))
         with pytest.raises(ValueError, match=r"returned an array of shape \(7,\)"):
@@ -564,6 +582,9 @@ class TestBadInput:
     def test_tol_and_maxiter(self):
         with pytest.raises(ValueError, match="`tol`"):
             eigarray.eigsh(np.eye(10), k=3, tol=-1)
+        for tol in (True, "1e-8"):
+            with pytest.raises(TypeError, match="`tol` must be a non-negative real number"):
+                eigarray.eigsh(np.eye(10), k=3, tol=tol)
         with pytest.raises(ValueError, match="`maxiter`"):
             eigarray.eigsh(np.eye(10), k=3, maxiter=0)
 

@@ -477,6 +477,8 @@ def test_bad_arguments_and_data():
         eigarray.EigenLayer(whiten="yes").fit(X)
     with pytest.raises(TypeError, match="`n_iter` must be an integer"):
         eigarray.EigenLayer(n_iter=2.5).fit(X)
+    with pytest.raises(TypeError, match="`copy` must be True or False"):
+        eigarray.EigenLayer(copy="x").fit(X)
     bad = X.copy()
     bad[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):

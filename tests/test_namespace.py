@@ -121,3 +121,59 @@ def test_torch_negative_bit_views_and_autograd_inputs():
     sigma_t, _ = eigarray.spectral_norm(torch.from_numpy(S), n_iter=1, state=state)
     sigma_n, _ = eigarray.spectral_norm(S, n_iter=1, state=state)
     np.testing.assert_allclose(float(sigma_t), float(sigma_n), rtol=1e-13)  # ... on torch
+
+
+def test_big_endian_input_is_computed_natively():
+    import eigarray
+
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((12, 12))
+    A = M @ M.T + 12 * np.eye(12)
+    for order in (">f8", ">f4", ">c16"):
+        B = A.astype(order)
+        assert ns.working_dtype(ns.numpy_namespace(), B.dtype) == B.dtype.newbyteorder("=")
+        ref = np.linalg.eigvalsh(A)
+        w, _ = eigarray.eigh_batched(B)
+        assert w.dtype.isnative
+        np.testing.assert_allclose(w, ref, rtol=1e-5)
+        w = eigarray.eigsh(B, k=2, which="LA", rng=0, return_eigenvectors=False)
+        np.testing.assert_allclose(w, ref[-2:], rtol=1e-5)
+        S = eigarray.sqrtm(B)
+        np.testing.assert_allclose(S @ S, A, rtol=1e-4, atol=1e-4)
+
+
+def test_sparse_torch_tensors_are_refused_by_dense_functions():
+    torch = pytest.importorskip("torch")
+    import eigarray
+
+    S = torch.eye(3, dtype=torch.float64).to_sparse()
+    for fn in (eigarray.eigh_batched, eigarray.sqrtm, eigarray.expm, eigarray.polar):
+        with pytest.raises(TypeError, match=r"`A` is a sparse torch tensor.*to_dense"):
+            fn(S)
+
+
+def test_aslinearoperator_checks_its_arguments():
+    import eigarray
+
+    f = lambda x: 2 * x  # noqa: E731
+    for shape in [(4,), (-1, -1), (2.5, 2.5), (True, 3), "ab", 4]:
+        with pytest.raises(ValueError, match="`shape` must be two non-negative integers"):
+            eigarray.aslinearoperator(f, shape=shape)
+    with pytest.raises(TypeError, match="`xp` must be an array namespace"):
+        eigarray.aslinearoperator(f, shape=(4, 4), xp="numpy")
+    with pytest.raises(TypeError, match="`dtype` must be a floating"):
+        eigarray.aslinearoperator(f, shape=(4, 4), dtype="foo")
+    with pytest.raises(TypeError, match="`check_finite` must be True or False"):
+        eigarray.aslinearoperator(np.eye(3), check_finite="x")
+    op = eigarray.aslinearoperator(np.ones((3, 4)))
+    assert op.shape == (3, 4)
+    for call, x in ((op.matvec, np.ones(3)), (op.matmat, np.ones(4)),
+                    (op.rmatvec, np.ones(4)), (op.rmatmat, np.ones((4, 2)))):
+        with pytest.raises(ValueError, match="of the 3x4 operator takes an array of shape"):
+            call(x)
+    np.testing.assert_array_equal(op.rmatmat(np.ones((3, 2))), np.full((4, 2), 3.0))
+
+
+def test_negative_seed_is_named():
+    with pytest.raises(ValueError, match="`random_state` must be a non-negative seed"):
+        ns.host_rng(-1, name="random_state")

@@ -393,6 +393,26 @@ def test_spectral_norm_bad_input(rng):
         eigarray.spectral_norm(np.ones(3))
 
 
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0)])
+def test_spectral_norm_of_an_empty_matrix_is_zero(shape):
+    # As numpy.linalg.norm(A, 2); the state keeps its shapes for later calls.
+    sigma, state = eigarray.spectral_norm(np.zeros(shape), n_iter=3, rng=0)
+    assert float(sigma) == 0.0 == np.linalg.norm(np.zeros(shape), 2)
+    assert state.u.shape == (shape[0],) and state.v.shape == (shape[1],)
+    sigma, _ = eigarray.spectral_norm(np.zeros(shape), n_iter=0, state=state)
+    assert float(sigma) == 0.0
+
+
+def test_subspace_iteration_start_block_is_checked():
+    A = np.diag(np.arange(1.0, 21.0))
+    with pytest.raises(TypeError, match="`X0` must hold numbers"):
+        eigarray.subspace_iteration(A, 2, X0=np.array([["a"]] * 20))
+    with pytest.raises(TypeError, match="`X0` is complex but `A` is real"):
+        eigarray.subspace_iteration(A, 2, X0=np.ones((20, 2), dtype=complex))
+    with pytest.raises(ValueError, match=r"`X0` must have shape \(20, p\) with p >= 1"):
+        eigarray.subspace_iteration(A, 2, X0=np.ones((19, 2)))
+
+
 def test_spectral_norm_n_iter_zero_reuses_state(rng):
     A = rng.standard_normal((6, 4))
     s1, state = eigarray.spectral_norm(A, n_iter=50, rng=0)

@@ -417,6 +417,24 @@ def test_bad_n(n, error):
         spectral_density(lambda v: v, n)
 
 
+def test_probes_and_density_arguments_are_checked():
+    from eigarray.spectral import rademacher_probes
+
+    np.testing.assert_array_equal(rademacher_probes(2, 5, 0),
+                                  rademacher_probes(2, 5, np.random.default_rng(0)))
+    assert rademacher_probes(3, 4, None).shape == (3, 4)
+    with pytest.raises(ValueError, match="`n_probes` must be an integer with 1 <= n_probes"):
+        rademacher_probes(-1, 5, 0)
+    with pytest.raises(TypeError, match="`rng` must be None, an int"):
+        rademacher_probes(2, 5, "seed")
+    with pytest.raises(TypeError, match="`dtype` must be a floating dtype"):
+        hessian_eigsh(lambda v: v, 10, k=1, dtype="foo")
+    density = spectral_density(lambda v: 2 * v, 20, rng=0)
+    with pytest.raises(TypeError, match="`f` must be callable"):
+        density.expectation(3)
+    assert density.expectation(np.exp) == pytest.approx(np.exp(2.0), rel=1e-12)
+
+
 def test_bad_arguments_are_named():
     A = np.diag(np.arange(1.0, 11.0))
 
