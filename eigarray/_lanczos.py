@@ -322,7 +322,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 D = thin_product(xp, F, W, cplx)
                 W = work.sub(W, D.T, F) if work is not None else W - D.T @ F
                 Ctot[j:size, :] += ns.to_host_numpy(D)
-            E = None
+            E, projected = None, False
             if estimated:
                 E = pro.estimate(H, Ctot, j, size, nlock, anorm, cplx)
                 if Cl is None:
@@ -344,9 +344,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                     # Simon's rule: the next block too, or its estimate, made
                     # from this block's and the previous one's, passes again.
                     project_next = passed and not project_next
-                    E = None
                     W, C2, norms = project_out(xp, B, size, W, cplx=cplx, work=work,
                                                norms_before=norms)
+                    E, projected = pro.projected(C2, size, anorm), True
                     C, gram = C + C2, None
             else:
                 # Measured; with estimates kept, every projection is subtracted
@@ -372,7 +372,13 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             if work is None:
                 B = set_rows(B, slice(size, size + r), Q)
             if pro is not None:
-                pro.record(E, R, j, size)
+                measured = None
+                if not bool(hx.all(hx.abs(hx.diagonal(R)) > 0)):
+                    # Rows replaced by random vectors: their projections on
+                    # the basis are measured, not estimated.
+                    Qr = Q if work is None else B[size:size + r, ...]
+                    measured = ns.to_host_numpy(thin_product(xp, B[:size, ...], Qr, cplx))
+                pro.record(E, R, j, size, projected=projected, measured=measured)
             j += r
             size += r - lost
             exhausted = exhausted or lost > 0         # the basis spans the whole space
@@ -490,10 +496,20 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     AX = op.matmat(X)
     pair = [X, AX if scale == 1.0 else AX * (1.0 / scale)]
     X = AX = None
-    X, AX, w_out = _final_rayleigh_ritz(xp, pair, w_out / scale, cplx=cplx, eps=eps)
+    X, AX, w_out, departure = _final_rayleigh_ritz(xp, pair, w_out / scale, cplx=cplx,
+                                                   eps=eps)
     R = AX - X * xp.astype(w_out, dtype)
     res = ns.to_host_numpy(xp.linalg.vector_norm(R, axis=0)).astype(hx.float64) * scale
     w_out = w_out * scale
+    # The flags rest on estimated residuals and values.  A basis that lost
+    # its orthogonality unnoticed would make both wrong: its Ritz vectors
+    # then depart from orthonormality far beyond the semi-orthogonality
+    # level sqrt(eps) (eps^(1/4) is the line), and no pair is passed off as
+    # converged; nor is one whose true residual exceeds twice the tolerance
+    # (or the accuracy standard, 30 n eps ||A||, that a solve at tol=0 meets).
+    converged = converged & (res <= max(2.0 * threshold, 30.0 * n * eps * anorm) * scale)
+    if not departure <= eps ** 0.25:
+        converged[:] = False
     info = ConvergenceInfo(converged, res, n_iter, op.n_matvec - matvec0, info_hist)
     return EighResult(w_out, X, info=info)
 
@@ -512,7 +528,9 @@ def _final_rayleigh_ritz(xp: Any, pair: list, w: Any, *, cplx: bool, eps: float)
     application) return vectors orthonormal to working precision, and
     values and residuals for exactly those vectors.  Should ``X`` be
     numerically rank deficient (it is not, for an orthogonal or
-    semi-orthogonal basis), ``(X, A X, w)`` come back unchanged.
+    semi-orthogonal basis), ``(X, A X, w)`` come back unchanged.  Also
+    returns the departure of ``X`` from orthonormality, ``max |XᴴX - I|``
+    (inf for a rank-deficient ``X``).
     """
     hx = ns.numpy_namespace()
     X, AX = pair
@@ -520,7 +538,8 @@ def _final_rayleigh_ritz(xp: Any, pair: list, w: Any, *, cplx: bool, eps: float)
     Q, R, _ = cholesky_qr(xp, X, cplx=cplx, eps=eps)
     d = hx.abs(hx.diagonal(R))
     if not (d.size and float(hx.min(d)) > 64.0 * d.size * eps * float(hx.max(d))):
-        return X, AX, w
+        return X, AX, w, math.inf
+    departure = float(hx.max(hx.abs(hx.conj(R.T) @ R - hx.eye(R.shape[0]))))
     X = None
     Rinv = _to_device(xp, hx.linalg.inv(R), Q.dtype, Q)
     AQ = AX @ Rinv
@@ -532,7 +551,7 @@ def _final_rayleigh_ritz(xp: Any, pair: list, w: Any, *, cplx: bool, eps: float)
     w_out = xp.asarray(ns.from_host_numpy(w, xp, like=Q), dtype=ns.real_dtype(xp, Q.dtype))
     X = Q @ Zd
     Q = None
-    return X, AQ @ Zd, w_out
+    return X, AQ @ Zd, w_out, departure
 
 
 def _to_device(xp: Any, a: Any, dtype: Any, like: Any) -> Any:
@@ -884,24 +903,56 @@ class _Orthogonality:
 
     def estimate(self, H: Any, C: Any, j: int, size: int, nlock: int, anorm: float,
                  cplx: bool) -> Any:
-        """Estimated inner products of rows ``B[:j]`` with the new block (``(j, r)``)."""
+        """Estimated inner products of rows ``B[:size]`` with the new block (``(size, r)``).
+
+        The rows ``B[:j]`` by the recurrence; the frontier ``B[j:size]``, on
+        which the block was just projected, by the rounding term alone.
+        """
         hx = ns.numpy_namespace()
         Om = self.omega
         Hk = H[:size, :j]
         made_from = slice(j, j + C.shape[1])          # the rows the block is A times
-        E = (Hk.conj().T if cplx else Hk.T) @ Om[:size, made_from] - Om[:j, :size] @ C
+        E = hx.zeros((size, C.shape[1]), dtype=Om.dtype)
+        E[:j] = (Hk.conj().T if cplx else Hk.T) @ Om[:size, made_from] - Om[:j, :size] @ C
         noise = _PRO_NOISE * self.eps * (anorm + hx.sum(hx.abs(C), axis=0))
         if cplx:
             size_ = hx.abs(E)
             direction = hx.where(size_ > 0, E / hx.where(size_ > 0, size_, 1.0), 1.0)
         else:
             direction = hx.where(E >= 0, 1.0, -1.0)
-        E = E + direction * (noise[None, :] + self.rho[:j, None])
+        E = E + direction * (noise[None, :] + self.rho[:size, None])
         E[:nlock, :] = 0.0
         return E
 
-    def record(self, E: Any, R: Any, j: int, size: int) -> None:
-        """Set the rows ``size:size+r`` made from ``W = Rᵀ Q`` (``E``: None if fully projected)."""
+    def projected(self, C: Any, size: int, anorm: float) -> Any:
+        """Bounds on the inner products of ``B[:size]`` with a block just projected on them.
+
+        A pass of Gram-Schmidt with coefficients ``c`` on rows whose Gram
+        matrix is ``I + Δ`` leaves ``-Δ c`` of them in the block: the basis's
+        own departure from orthogonality, not eps, sets what is left.  Near
+        an invariant subspace, where the block is small next to ``||A||``,
+        that is large relative to the block once it is normalised, and
+        estimates restarted from eps would miss it.  ``C``: the
+        coefficients of the projection, ``(size, r)``.
+        """
+        hx = ns.numpy_namespace()
+        D = hx.abs(self.omega[:size, :size])
+        hx.fill_diagonal(D, 0.0)
+        noise = _PRO_NOISE * self.eps * (anorm + hx.sum(hx.abs(C), axis=0))
+        return D @ hx.abs(C) + noise[None, :]
+
+    def record(self, E: Any, R: Any, j: int, size: int, *, projected: bool,
+               measured: Any = None) -> None:
+        """Set the rows ``size:size+r`` made from the block ``W = Rᵀ Q``.
+
+        ``E``: estimates of ``B[:size] Wᴴ`` (:meth:`estimate`), or with
+        ``projected`` bounds on them after a projection (:meth:`projected`).
+        Through ``Q = R⁻ᵀ W`` they grow by the inverse of the block's norm:
+        a block that is small next to ``||A||`` (near an invariant subspace)
+        keeps relatively more of the basis.  Rows the
+        orthonormalisation replaced by random vectors (a zero on ``R``'s
+        diagonal) take their columns of ``measured``, ``B[:size] Qᴴ``.
+        """
         hx = ns.numpy_namespace()
         r = R.shape[0]
         new = slice(size, size + r)
@@ -909,11 +960,23 @@ class _Orthogonality:
         Om[:, new] = 0.0
         Om[new, :] = 0.0
         self.rho[new] = 0.0
-        if E is None or not bool(hx.all(hx.abs(hx.diagonal(R)) > 0)):
-            Om[:size, new] = self.eps
-        else:
-            Om[:j, new] = hx.linalg.solve(R.T, E.T).T
-            Om[j:size, new] = self.eps
+        diag = hx.abs(hx.diagonal(R))
+        # Bounds through Q = R⁻ᵀ W, column by column, in absolute value (a
+        # solve with signs can cancel where the true values do not); a
+        # replaced row's column is measured.  Estimates keep the direction
+        # of the solve with signs, which later estimates combine.
+        Eb = hx.abs(E)
+        X = hx.zeros((size, r))
+        for c in range(r):
+            if diag[c] > 0:
+                X[:, c] = (Eb[:, c] + X[:, :c] @ hx.abs(R[:c, c])) / diag[c]
+            else:
+                X[:, c] = hx.abs(measured[:, c]) + self.eps
+        if not projected and bool(hx.all(diag > 0)):
+            S = hx.linalg.solve(R.T, E.T).T
+            size_ = hx.abs(S)
+            X = hx.where(size_ > 0, S / hx.where(size_ > 0, size_, 1.0), 1.0) * X
+        Om[:size, new] = X
         Om[new, :size] = Om[:size, new].conj().T
         Om[new, new] = hx.eye(r)
 
