@@ -76,10 +76,12 @@ class _NotFittedError(ValueError, AttributeError):
     """Stand-in for ``sklearn.exceptions.NotFittedError`` when scikit-learn is absent."""
 
 
-class _TooFewSamples(ValueError, AttributeError):
-    """Fewer than two samples streamed in: no covariance, so no fitted attribute.
+class _UnfinishedStream(ValueError, AttributeError):
+    """The samples streamed in so far give no fit (too few of them for a
+    covariance, or for ``n_components``): no fitted attribute.
 
-    Also an AttributeError, so that ``hasattr(layer, "components_")`` is False.
+    Also an AttributeError, so that ``hasattr(layer, "components_")`` is
+    False; the stream stays open, and every access raises again.
     """
 
 
@@ -176,13 +178,19 @@ class _Estimator:
 
         As scikit-learn names the outputs of its projections (``pca0``,
         ``pca1``, ...).  ``input_features``, if given, must have
-        ``n_features_in_`` entries; the output names do not depend on it.
+        ``n_features_in_`` entries, equal to ``feature_names_in_`` when the
+        estimator was fitted on a data frame; the output names do not
+        depend on it.
         """
         self._check_fitted()
         n_in = self.n_features_in_
-        if input_features is not None and len(input_features) != n_in:
-            raise ValueError(f"`input_features` must have n_features_in_ = {n_in} names; got "
-                             f"{len(input_features)}.")
+        if input_features is not None:
+            if len(input_features) != n_in:
+                raise ValueError(f"input_features should have length equal to number of "
+                                 f"features ({n_in}), got {len(input_features)}")
+            fitted = self.__dict__.get("feature_names_in_")
+            if fitted is not None and list(input_features) != list(fitted):
+                raise ValueError("input_features is not equal to feature_names_in_")
         prefix = type(self).__name__.lower()
         names = [f"{prefix}{i}" for i in range(self._n_outputs())]
         return ns.numpy_namespace().asarray(names, dtype=object)
@@ -237,6 +245,7 @@ class _Estimator:
         ``check_finite=False`` leaves the NaN/Inf test to the caller
         (:func:`_check_finite`), which may fold it into its own pass.
         """
+        self._check_feature_names(_feature_names(X), reset=reset)
         if _is_sparse(X):
             if not sparse_ok:
                 raise TypeError(
@@ -298,6 +307,40 @@ class _Estimator:
                              f"or Inf.")
         return X, hx
 
+    def _check_feature_names(self, names: Any, *, reset: bool) -> None:
+        """Record (``reset``) or check the column names of a data frame, as scikit-learn does."""
+        if reset:
+            if names is None:
+                self.__dict__.pop("feature_names_in_", None)
+            else:
+                self.feature_names_in_ = names
+            return
+        fitted = self.__dict__.get("feature_names_in_")
+        if fitted is None and names is None:
+            return
+        import warnings
+
+        cls = type(self).__name__
+        if names is None:
+            warnings.warn(f"X does not have valid feature names, but {cls} was fitted with "
+                          f"feature names", UserWarning, stacklevel=4)
+        elif fitted is None:
+            warnings.warn(f"X has feature names, but {cls} was fitted without feature names",
+                          UserWarning, stacklevel=4)
+        elif list(names) != list(fitted):
+            # scikit-learn's message, which its checks match
+            message = "The feature names should match those that were passed during fit.\n"
+            unseen = sorted(set(names) - set(fitted))
+            missing = sorted(set(fitted) - set(names))
+            for title, group in (("Feature names unseen at fit time:", unseen),
+                                 ("Feature names seen at fit time, yet now missing:", missing)):
+                if group:
+                    message += title + "\n" + "".join(f"- {c}\n" for c in group[:5])
+                    message += "- ...\n" if len(group) > 5 else ""
+            if not unseen and not missing:
+                message += "Feature names must be in the same order as they were in fit.\n"
+            raise ValueError(message)
+
     def _check_n_features(self, d: int, *, reset: bool) -> None:
         if reset:
             return
@@ -343,6 +386,26 @@ def _is_sparse(X: Any) -> bool:
 def _is_traced(X: Any) -> bool:
     """True for a JAX tracer (under ``jit``/``grad``): no host synchronisation allowed."""
     return ns.is_jax_array(X) and any(c.__name__ == "Tracer" for c in type(X).__mro__)
+
+
+def _feature_names(X: Any) -> Any:
+    """The column names of a data frame as a NumPy object array, when all are strings.
+
+    None for arrays, and for frames whose columns are not named by strings
+    (as scikit-learn reads them); a frame mixing string and other names is
+    refused.
+    """
+    if type(X).__module__.split(".")[0] not in ("pandas", "polars") or \
+            not hasattr(X, "columns"):
+        return None
+    names = [c for c in X.columns]
+    strings = [isinstance(c, str) for c in names]
+    if not any(strings):
+        return None
+    if not all(strings):
+        raise TypeError("Feature names are only supported if all input features have string "
+                        "names; convert the column names of `X` to strings.")
+    return ns.numpy_namespace().asarray(names, dtype=object)
 
 
 def _host_array(X: Any, *, name: str) -> Any:
@@ -619,6 +682,9 @@ class EigenLayer(_Estimator):
     n_components_ : int
     n_samples_ : int
     n_features_in_ : int
+    feature_names_in_ : array of str, shape (n_features_in_,)
+        Column names of a data frame fitted on (only then set); a frame given
+        later must have the same columns in the same order.
     n_samples_seen_ : int
         Samples merged by :meth:`partial_fit` (and by a covariance ``fit``).
 
@@ -678,7 +744,12 @@ class EigenLayer(_Estimator):
     def __getattr__(self, name: str) -> Any:
         d = self.__dict__
         if name in _DERIVED and d.get("_pending"):
-            self._finalize_scatter()
+            try:
+                self._finalize_scatter()
+            except ValueError as exc:
+                if isinstance(exc, AttributeError):
+                    raise
+                raise _UnfinishedStream(str(exc)) from None
             return d[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
@@ -696,6 +767,7 @@ class EigenLayer(_Estimator):
             else whiten
         solver = val.check_choice(self.solver, _SOLVERS, name="solver")
         val.check_bool(self.copy, name="copy")
+        ns.check_rng(self.random_state, name="random_state")
         val.check_int(self.n_oversamples, name="n_oversamples", low=0)
         if not (isinstance(self.n_iter, str) and self.n_iter == "auto"):
             val.check_int(self.n_iter, name="n_iter", low=0)
@@ -878,17 +950,27 @@ class EigenLayer(_Estimator):
             self.__dict__.pop(name, None)
 
     def _finalize_scatter(self, whiten: Any = "unset") -> None:
-        """Eigendecompose the accumulated covariance and set the fitted attributes."""
-        self._pending = False
+        """Eigendecompose the accumulated covariance and set the fitted attributes.
+
+        On an error the stream stays pending (a later access raises again,
+        a later ``partial_fit`` continues it).
+        """
+        self._pending = False                       # no recursion through __getattr__
+        try:
+            self._finalize_checked(whiten)
+        except BaseException:
+            self._pending = True
+            raise
+
+    def _finalize_checked(self, whiten: Any) -> None:
         if whiten == "unset":
             _, whiten = self._check_params()
         M, mean_acc, m = self._scatter, self._mean_acc, self.n_samples_seen_
         xp = ns.array_namespace(M)
         d = int(M.shape[0])
         if m < 2:
-            self._pending = True
-            raise _TooFewSamples(f"`X` must have at least 2 samples to estimate a covariance; "
-                                 f"got n_samples = {m}.")
+            raise _UnfinishedStream(f"`X` must have at least 2 samples to estimate a "
+                                    f"covariance; got n_samples = {m}.")
         k = _check_n_components(self.n_components, m=m, d=d, solver="covariance",
                                 allow_fraction=True, cls=type(self).__name__)
         C = M / (m - 1)
@@ -1061,7 +1143,7 @@ class TruncatedSVD(_Estimator):
     Parameters
     ----------
     n_components : int, default=2
-        Components kept, ``1 <= n_components <= n_features``
+        Components kept, ``1 <= n_components <= min(n_samples, n_features)``
         (``< min(n_samples, n_features)`` for ``'lanczos'``).
     algorithm : {'randomized', 'lanczos'}, default='randomized'
         ``'lanczos'`` calls :func:`eigarray.svds` (scikit-learn's 'arpack').
@@ -1082,6 +1164,9 @@ class TruncatedSVD(_Estimator):
     singular_values_ : array, shape (n_components,)
         Descending.
     n_features_in_ : int
+    feature_names_in_ : array of str, shape (n_features_in_,)
+        Column names of a data frame fitted on (only then set); a frame given
+        later must have the same columns in the same order.
 
     See Also
     --------

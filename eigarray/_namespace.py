@@ -207,19 +207,26 @@ def from_cupy(x: Any, *, like: Any) -> Any:
     return x
 
 
-def host_rng(rng: Any, *, name: str = "rng") -> np.random.Generator:
-    """Normalise ``rng`` (None, int or ``numpy.random.Generator``)."""
-    if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
-        if rng is not None and rng < 0:
+def check_rng(rng: Any, *, name: str = "rng") -> None:
+    """Raise unless ``rng`` is None, a non-negative int, or a NumPy Generator or RandomState."""
+    if rng is None or isinstance(rng, (np.random.Generator, np.random.RandomState)):
+        return
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        if rng < 0:
             raise ValueError(f"`{name}` must be a non-negative seed; got {name}={rng}.")
-        return np.random.default_rng(rng)
+        return
+    raise TypeError(f"`{name}` must be None, an int, a numpy.random.Generator or a "
+                    f"numpy.random.RandomState; got {rng!r}.")
+
+
+def host_rng(rng: Any, *, name: str = "rng") -> np.random.Generator:
+    """Normalise ``rng`` (see :func:`check_rng`) to a ``numpy.random.Generator``."""
+    check_rng(rng, name=name)
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, np.random.RandomState):
         return np.random.default_rng(rng.randint(0, 2**31 - 1))
-    raise TypeError(
-        f"`{name}` must be None, an int or a numpy.random.Generator; got {rng!r}."
-    )
+    return np.random.default_rng(rng)
 
 
 def norm2(xp: Any, x: Any) -> Any:

@@ -677,10 +677,11 @@ def test_feature_names_and_pandas_output():
     assert list(out.columns) == ["eigenlayer0", "eigenlayer1"]
     assert list(out.index) == list(range(100, 130))
     np.testing.assert_allclose(out.to_numpy(), pipe[-1].set_output(transform="default")
-                               .transform(StandardScaler().fit_transform(X)), rtol=1e-10)
+                               .transform(pd.DataFrame(StandardScaler().fit_transform(X),
+                                                       columns=list("abcde"))), rtol=1e-10)
     zca = eigarray.EigenLayer(2, whiten="zca").fit(X)
     assert list(zca.get_feature_names_out()) == [f"eigenlayer{i}" for i in range(5)]
-    with pytest.raises(ValueError, match="`input_features` must have n_features_in_ = 5"):
+    with pytest.raises(ValueError, match=r"input_features should have length equal to .* \(5\)"):
         zca.get_feature_names_out(["a", "b"])
     tsvd = eigarray.TruncatedSVD(2, random_state=0).set_output(transform="pandas")
     assert list(tsvd.fit_transform(X).columns) == ["truncatedsvd0", "truncatedsvd1"]
@@ -690,6 +691,61 @@ def test_feature_names_and_pandas_output():
         tsvd.set_output(transform="xarray")
     with pytest.raises(NotFittedError):
         eigarray.TruncatedSVD(2).get_feature_names_out()
+
+
+@pytest.mark.parametrize("make", [lambda: eigarray.EigenLayer(2),
+                                  lambda: eigarray.EigenLayer(2, solver="randomized",
+                                                              random_state=0),
+                                  lambda: eigarray.TruncatedSVD(2, random_state=0)],
+                         ids=["covariance", "randomized", "truncated-svd"])
+def test_column_names_of_data_frames_are_checked(make):
+    # As scikit-learn: the names seen at fit are kept; a frame with its
+    # columns reordered (or renamed) is refused, not transformed silently.
+    pd = pytest.importorskip("pandas")
+    X, _, _ = pca_data(m=40, d=3, sigma=(5.0, 1.0, 0.1))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    est = make().fit(frame)
+    assert list(est.feature_names_in_) == ["a", "b", "c"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)     # "X does not have valid feature names"
+        np.testing.assert_array_equal(est.transform(frame), est.transform(X))
+    with pytest.raises(ValueError, match="Feature names must be in the same order"):
+        est.transform(frame[["c", "b", "a"]])
+    with pytest.raises(ValueError, match="unseen at fit time:\n- x"):
+        est.transform(frame.rename(columns={"a": "x"}))
+    with pytest.raises(ValueError, match="input_features is not equal to feature_names_in_"):
+        est.get_feature_names_out(["x", "y", "z"])
+    assert not hasattr(make().fit(X), "feature_names_in_")
+    with pytest.raises(TypeError, match="only supported if all input features have string"):
+        make().fit(pd.DataFrame(X, columns=["a", 1, "c"]))
+    if isinstance(est, eigarray.EigenLayer):
+        with pytest.raises(ValueError, match="Feature names must be in the same order"):
+            make().partial_fit(frame).partial_fit(frame[["b", "a", "c"]])
+
+
+def test_an_unfinished_stream_raises_every_time():
+    # n_components larger than the samples streamed so far: every access
+    # raises the same error (hasattr gives False), and the stream goes on.
+    X, _, _ = pca_data(m=40, d=4, sigma=(4.0, 2.0, 1.0, 0.5))
+    layer = eigarray.EigenLayer(3).partial_fit(X[:2])
+    for _ in range(2):
+        with pytest.raises(ValueError, match="`n_components` must be an integer"):
+            layer.transform(X)
+        assert not hasattr(layer, "components_")
+    layer.partial_fit(X[2:])
+    np.testing.assert_allclose(layer.explained_variance_,
+                               eigarray.EigenLayer(3).fit(X).explained_variance_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["covariance", "randomized"])
+def test_random_state_is_checked_whatever_the_solver(solver):
+    X, _, _ = pca_data(m=30)
+    for bad, error in (("a", TypeError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="`random_state` must be"):
+            eigarray.EigenLayer(2, solver=solver, random_state=bad).fit(X)
+    state = np.random.RandomState(0)
+    eigarray.EigenLayer(2, solver="covariance", random_state=state).fit(X)
+    assert state.randint(1000) == np.random.RandomState(0).randint(1000)   # not consumed
 
 
 def test_numpy_bool_whiten():
