@@ -682,7 +682,7 @@ class EigenLayer(_Estimator):
     n_components_ : int
     n_samples_ : int
     n_features_in_ : int
-    feature_names_in_ : array of str, shape (n_features_in_,)
+    feature_names_in_ : array of str, shape (n_features,)
         Column names of a data frame fitted on (only then set); a frame given
         later must have the same columns in the same order.
     n_samples_seen_ : int
@@ -1164,7 +1164,7 @@ class TruncatedSVD(_Estimator):
     singular_values_ : array, shape (n_components,)
         Descending.
     n_features_in_ : int
-    feature_names_in_ : array of str, shape (n_features_in_,)
+    feature_names_in_ : array of str, shape (n_features,)
         Column names of a data frame fitted on (only then set); a frame given
         later must have the same columns in the same order.
 
