@@ -7,9 +7,11 @@ on the first call that needs them, never at ``import eigarray``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,53 @@ def _csr_kernels():
 # eigsh on a 40,000-row Laplacian (200,000 nonzeros) took 8.1 s with the
 # parallel product and 3.1 s with the serial one.
 _PARALLEL_MIN_WORK = 2_000_000
+
+
+_LAUNCH_LOCK = threading.Lock()
+
+
+def _launch(kernel: Any, *args: Any) -> Any:
+    """Run a ``parallel=True`` kernel, one thread at a time under Numba's workqueue layer.
+
+    The workqueue layer (Numba's fallback when neither OpenMP nor TBB can be
+    loaded) aborts the process when two Python threads enter parallel
+    regions at once; its launches are serialised here (as is the first
+    launch of all, before the layer is chosen).  OpenMP and TBB launches run
+    concurrently.
+    """
+    import numba
+
+    try:
+        serial = numba.threading_layer() == "workqueue"
+    except ValueError:                         # no parallel region has run yet
+        serial = True
+    if not serial:
+        return kernel(*args)
+    with _LAUNCH_LOCK:
+        return kernel(*args)
+
+
+# Only one BLAS thread inside a prange over LAPACK calls; the limit is
+# process-wide (threadpoolctl), so concurrent callers share one, set by the
+# first to enter and lifted by the last to leave.
+_BLAS_LIMIT = {"lock": threading.Lock(), "depth": 0, "limiter": None}
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    state = _BLAS_LIMIT
+    with state["lock"]:
+        if state["depth"] == 0:
+            state["limiter"] = _blas_controller().limit(limits=1, user_api="blas")
+        state["depth"] += 1
+    try:
+        yield
+    finally:
+        with state["lock"]:
+            state["depth"] -= 1
+            if state["depth"] == 0:
+                state["limiter"].restore_original_limits()
+                state["limiter"] = None
 
 
 def _threads() -> int:
@@ -65,7 +114,7 @@ def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: An
         if nb == 1:   # not even an idle parallel region: it wakes the thread pool
             kernels.matvec_rows(indptr, indices, data, X, y, 0, n_rows)
         else:
-            kernels.csr_matvec(indptr, indices, data, X, y, nb)
+            _launch(kernels.csr_matvec, indptr, indices, data, X, y, nb)
         return y
     if X.flags.f_contiguous and not X.flags.c_contiguous:
         # Columns are contiguous vectors (the transpose of a block of basis
@@ -79,13 +128,14 @@ def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: An
                 kernels.matvec2_rows(indptr, indices, data, X[:, 0], X[:, 1], Yt[0], Yt[1],
                                      0, n_rows)
             else:
-                kernels.csr_matvec2(indptr, indices, data, X[:, 0], X[:, 1], Yt[0], Yt[1], nb)
+                _launch(kernels.csr_matvec2, indptr, indices, data, X[:, 0], X[:, 1], Yt[0],
+                        Yt[1], nb)
             return Yt.T
         for c in range(X.shape[1]):
             if nb == 1:
                 kernels.matvec_rows(indptr, indices, data, X[:, c], Yt[c], 0, n_rows)
             else:
-                kernels.csr_matvec(indptr, indices, data, X[:, c], Yt[c], nb)
+                _launch(kernels.csr_matvec, indptr, indices, data, X[:, c], Yt[c], nb)
         return Yt.T
     if out_rows is not None:
         out_rows[...] = csr_product(indptr, indices, data, X, n_rows).T
@@ -96,7 +146,7 @@ def csr_product(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: An
     if nb == 1:
         kernels.matmat_rows(indptr, indices, data, X, Y, 0, n_rows)
     else:
-        kernels.csr_matmat(indptr, indices, data, X, Y, nb)
+        _launch(kernels.csr_matmat, indptr, indices, data, X, Y, nb)
     return Y
 
 
@@ -126,6 +176,11 @@ def _blas_controller() -> Any:
     return ThreadpoolController()
 
 
+# Below this much work (``B n³``, about half a millisecond of Jacobi) a
+# batch is decomposed on the calling thread: see ``jacobi_eigh_serial``.
+_JACOBI_PARALLEL_MIN_WORK = 100_000
+
+
 def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int,
                       want_vectors: bool) -> tuple:
     """Eigen-decompose a host ``(B, n, n)`` stack with the Numba kernels.
@@ -151,14 +206,18 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
     if n <= kernels.JACOBI_MAX_N:
         # The Jacobi kernel reads the upper triangle.
         work = A if upper else (np.swapaxes(A, -1, -2).conj() if cplx else np.swapaxes(A, -1, -2))
-        kernels.jacobi_eigh(work, w, V, tol, max_sweeps, want_vectors, sweeps, off)
+        if Bn * n**3 >= _JACOBI_PARALLEL_MIN_WORK and _threads() > 1:
+            _launch(kernels.jacobi_eigh, work, w, V, tol, max_sweeps, want_vectors, sweeps, off)
+        else:
+            kernels.jacobi_eigh_serial(work, w, V, tol, max_sweeps, want_vectors, sweeps, off)
     elif n <= _tridiagonal_kernel().TRIDIAGONAL_MAX_N and 2 * Bn >= _tridiagonal_kernel().LANES:
         # A block of lanes costs about what 6 (n = 64) to 9 (n = 128) LAPACK
         # calls do, so fewer matrices than half the lanes go to LAPACK.
         # The tridiagonal kernel reads the lower triangle.
         work = A if not upper else (np.swapaxes(A, -1, -2).conj() if cplx else
                                     np.swapaxes(A, -1, -2))
-        _tridiagonal_kernel().tridiagonal_eigh(np.ascontiguousarray(work), w, V, want_vectors)
+        _launch(_tridiagonal_kernel().tridiagonal_eigh, np.ascontiguousarray(work), w, V,
+                want_vectors)
         sweeps[np.isnan(w).any(axis=-1)] = -1
     else:
         # LAPACK reads the lower triangle.
@@ -179,8 +238,8 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
             # One LAPACK call per thread of the prange: the BLAS library must
             # not start threads of its own inside it (OpenBLAS warns, and can
             # hang, when called from an OpenMP loop with its own pool).
-            with _blas_controller().limit(limits=1, user_api="blas"):
-                kernels.lapack_eigh(work, w, V, want_vectors)
+            with _one_blas_thread():
+                _launch(kernels.lapack_eigh, work, w, V, want_vectors)
     return w, (V if want_vectors else None), sweeps, off
 
 

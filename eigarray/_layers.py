@@ -45,6 +45,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import threading
 from typing import Any
 
 from . import _dispatch
@@ -70,6 +71,10 @@ _AUTO_MAX_FEATURES = 1000
 _DERIVED = ("components_", "explained_variance_", "explained_variance_ratio_",
             "singular_values_", "mean_", "noise_variance_", "n_components_",
             "n_samples_", "n_features_in_")
+
+
+# Serialises the lazy fit of a stream (see EigenLayer.__getattr__).
+_FINALIZE_LOCK = threading.RLock()
 
 
 class _NotFittedError(ValueError, AttributeError):
@@ -222,8 +227,9 @@ class _Estimator:
 
         config = self.__dict__.get("_sklearn_output_config", {}).get("transform")
         if config is None:
-            sklearn = sys.modules.get("sklearn")
-            config = sklearn.get_config().get("transform_output", "default") if sklearn \
+            # (getattr: another thread may be importing scikit-learn right now)
+            get_config = getattr(sys.modules.get("sklearn"), "get_config", None)
+            config = get_config().get("transform_output", "default") if get_config \
                 else "default"
         if config != "pandas" or type(out).__module__ != "numpy":
             return out
@@ -744,14 +750,27 @@ class EigenLayer(_Estimator):
     def __getattr__(self, name: str) -> Any:
         d = self.__dict__
         if name in _DERIVED and d.get("_pending"):
-            try:
-                self._finalize_scatter()
-            except ValueError as exc:
-                if isinstance(exc, AttributeError):
-                    raise
-                raise _UnfinishedStream(str(exc)) from None
-            return d[name]
+            self._finish_stream()
+            if name in d:
+                return d[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _finish_stream(self) -> None:
+        """Fit a pending stream from its scatter matrix, once.
+
+        One thread finalises; the others wait for it.  The thread that
+        finalises does not come back for an attribute it has yet to set (the
+        lock is reentrant; "_finalizing" is its own mark).
+        """
+        d = self.__dict__
+        with _FINALIZE_LOCK:
+            if d.get("_pending") and not d.get("_finalizing"):
+                try:
+                    self._finalize_scatter()
+                except ValueError as exc:
+                    if isinstance(exc, AttributeError):
+                        raise
+                    raise _UnfinishedStream(str(exc)) from None
 
     def __sklearn_is_fitted__(self) -> bool:
         return "n_features_in_" in self.__dict__ or bool(self.__dict__.get("_pending"))
@@ -952,15 +971,18 @@ class EigenLayer(_Estimator):
     def _finalize_scatter(self, whiten: Any = "unset") -> None:
         """Eigendecompose the accumulated covariance and set the fitted attributes.
 
-        On an error the stream stays pending (a later access raises again,
-        a later ``partial_fit`` continues it).
+        The stream stays pending until the attributes are all set (other
+        threads see a fitted estimator and wait in ``__getattr__``), and on
+        an error (a later access raises again, a later ``partial_fit``
+        continues it).
         """
-        self._pending = False                       # no recursion through __getattr__
+        d = self.__dict__
+        d["_finalizing"] = True
         try:
             self._finalize_checked(whiten)
-        except BaseException:
-            self._pending = True
-            raise
+            d["_pending"] = False
+        finally:
+            d.pop("_finalizing", None)
 
     def _finalize_checked(self, whiten: Any) -> None:
         if whiten == "unset":
@@ -1046,7 +1068,7 @@ class EigenLayer(_Estimator):
         """
         self._check_fitted()
         if self.__dict__.get("_pending"):
-            self._finalize_scatter()
+            self._finish_stream()
         X_in = X
         X, xp = self._check_X(X, reset=False)
         mean, P = self._fitted_in(xp, X, X.dtype, ("mean_", "_P"))
@@ -1068,7 +1090,7 @@ class EigenLayer(_Estimator):
         """
         self._check_fitted()
         if self.__dict__.get("_pending"):
-            self._finalize_scatter()
+            self._finish_stream()
         if not ns.is_array_api_obj(X):
             X = _host_array(X, name="X")
         xp = ns.array_namespace(X)

@@ -295,6 +295,58 @@ def _store(M, d, U, ex, swl, b0, w, V, sweeps, off, tol, tiny, want_vectors, F, 
 # --------------------------------------------------------------------------
 
 
+@njit(cache=True, error_model="numpy")
+def _jacobi_chunk(A, w, V, tol, max_sweeps, want_vectors, sweeps, off, chunk, per, L):
+    """Blocks ``chunk * per`` to ``(chunk + 1) * per`` of ``L`` matrices, in one scratch."""
+    n = A.shape[1]
+    nblocks = (A.shape[0] + L - 1) // L
+    tiny = np.finfo(w.dtype).tiny
+    # n + 1 columns: a power-of-two row stride (n = 32, L = 32: 8 KiB)
+    # would map a whole column of lanes onto one L1 set
+    M = np.empty((n, n + 1, L), A.dtype)
+    U = np.empty((n, n + 1, L) if want_vectors else (1, 1, L), A.dtype)
+    d = np.empty((n, L), w.dtype)
+    C = np.empty(L, w.dtype)
+    SE = np.empty(L, A.dtype)
+    SEC = np.empty(L, A.dtype)
+    cnt = np.empty(L, np.int64)
+    swl = np.empty(L, np.int64)
+    ex = np.empty(L, np.int64)
+    F = np.empty((2, L), np.float64)
+    ok = np.empty(L, np.bool_)
+    order = np.empty(n, np.int64)
+    dd = np.empty(n, w.dtype)
+    for blk in range(chunk * per, min(nblocks, (chunk + 1) * per)):
+        b0 = blk * L
+        _load(A, b0, M, d, U, ex, F, want_vectors)
+        _sweep_lanes(M, d, U, C, SE, SEC, cnt, swl, tol, tiny, max_sweeps, want_vectors)
+        _store(M, d, U, ex, swl, b0, w, V, sweeps, off, tol, tiny, want_vectors,
+               F, ok, order, dd)
+
+
+@njit(cache=True, error_model="numpy")
+def _one_by_one(A, w, V, want_vectors, sweeps, off):
+    for b in range(A.shape[0]):
+        w[b, 0] = A[b, 0, 0].real
+        if want_vectors:
+            V[b, 0, 0] = 1.0
+        sweeps[b] = 0
+        off[b] = 0.0
+
+
+@njit(cache=True)
+def _chunking(B, n):
+    """``(L, per, nchunks)``: lanes per block, blocks per chunk, chunks.
+
+    About ``2**17 / (n**3 L)`` blocks (~0.1 ms of work) share one scratch
+    allocation; at least 64 chunks when ``B`` allows, for the threads.
+    """
+    L = _LANES_SMALL if n <= 8 else _LANES_LARGE
+    nblocks = (B + L - 1) // L
+    per = max(1, min(2**17 // (n**3 * L) + 1, nblocks // 64))
+    return L, per, (nblocks + per - 1) // per
+
+
 @njit(parallel=True, cache=True, error_model="numpy")
 def jacobi_eigh(A, w, V, tol, max_sweeps, want_vectors, sweeps, off):
     """Eigen-decompose every matrix of a ``(B, n, n)`` stack by Jacobi.
@@ -324,46 +376,34 @@ def jacobi_eigh(A, w, V, tol, max_sweeps, want_vectors, sweeps, off):
     ``prange`` over chunks of consecutive blocks of ``L`` matrices (the SIMD
     lanes); each chunk allocates its lane-interleaved scratch once
     (``2 n^2 L`` values).  ``O(n^3)`` flops per sweep and matrix.
+    :func:`jacobi_eigh_serial` does the same on the calling thread.
     """
-    B = A.shape[0]
     n = A.shape[1]
     if n == 1:
-        for b in prange(B):
-            w[b, 0] = A[b, 0, 0].real
-            if want_vectors:
-                V[b, 0, 0] = 1.0
-            sweeps[b] = 0
-            off[b] = 0.0
+        _one_by_one(A, w, V, want_vectors, sweeps, off)
     elif n > 1:
-        L = _LANES_SMALL if n <= 8 else _LANES_LARGE
-        nblocks = (B + L - 1) // L
-        # blocks per chunk: about 2**17 / (n**3 L) (~0.1 ms of work) share one
-        # scratch allocation; at least 64 chunks when B allows, for the threads
-        per = max(1, min(2**17 // (n**3 * L) + 1, nblocks // 64))
-        nchunks = (nblocks + per - 1) // per
-        tiny = np.finfo(w.dtype).tiny
+        L, per, nchunks = _chunking(A.shape[0], n)
         for chunk in prange(nchunks):
-            # n + 1 columns: a power-of-two row stride (n = 32, L = 32: 8 KiB)
-            # would map a whole column of lanes onto one L1 set
-            M = np.empty((n, n + 1, L), A.dtype)
-            U = np.empty((n, n + 1, L) if want_vectors else (1, 1, L), A.dtype)
-            d = np.empty((n, L), w.dtype)
-            C = np.empty(L, w.dtype)
-            SE = np.empty(L, A.dtype)
-            SEC = np.empty(L, A.dtype)
-            cnt = np.empty(L, np.int64)
-            swl = np.empty(L, np.int64)
-            ex = np.empty(L, np.int64)
-            F = np.empty((2, L), np.float64)
-            ok = np.empty(L, np.bool_)
-            order = np.empty(n, np.int64)
-            dd = np.empty(n, w.dtype)
-            for blk in range(chunk * per, min(nblocks, (chunk + 1) * per)):
-                b0 = blk * L
-                _load(A, b0, M, d, U, ex, F, want_vectors)
-                _sweep_lanes(M, d, U, C, SE, SEC, cnt, swl, tol, tiny, max_sweeps, want_vectors)
-                _store(M, d, U, ex, swl, b0, w, V, sweeps, off, tol, tiny, want_vectors,
-                       F, ok, order, dd)
+            _jacobi_chunk(A, w, V, tol, max_sweeps, want_vectors, sweeps, off, chunk, per, L)
+
+
+@njit(cache=True, error_model="numpy")
+def jacobi_eigh_serial(A, w, V, tol, max_sweeps, want_vectors, sweeps, off):
+    """:func:`jacobi_eigh` without a parallel region, for small batches.
+
+    A parallel region, even one that would run on a single thread, starts
+    the threading layer's pool: its spin-waiting costs more than a small
+    batch's work, and with GNU OpenMP a process that forks afterwards
+    (``multiprocessing``'s 'fork', data-loader workers) has its children
+    abort.
+    """
+    n = A.shape[1]
+    if n == 1:
+        _one_by_one(A, w, V, want_vectors, sweeps, off)
+    elif n > 1:
+        L, per, nchunks = _chunking(A.shape[0], n)
+        for chunk in range(nchunks):
+            _jacobi_chunk(A, w, V, tol, max_sweeps, want_vectors, sweeps, off, chunk, per, L)
 
 
 @njit(parallel=True, cache=True)
