@@ -960,22 +960,21 @@ class _Orthogonality:
         Om[:, new] = 0.0
         Om[new, :] = 0.0
         self.rho[new] = 0.0
-        diag = hx.abs(hx.diagonal(R))
-        # Bounds through Q = R⁻ᵀ W, column by column, in absolute value (a
-        # solve with signs can cancel where the true values do not); a
-        # replaced row's column is measured.  Estimates keep the direction
-        # of the solve with signs, which later estimates combine.
-        Eb = hx.abs(E)
-        X = hx.zeros((size, r))
+        # Through Q = R⁻ᵀ W, column by column: estimates with their signs,
+        # as Simon's recurrence carries them; bounds after a projection, and
+        # columns that follow a replaced row (whose column is measured), in
+        # absolute value.
+        X = hx.empty((size, r), dtype=E.dtype)
+        signed = not projected
         for c in range(r):
-            if diag[c] > 0:
-                X[:, c] = (Eb[:, c] + X[:, :c] @ hx.abs(R[:c, c])) / diag[c]
-            else:
+            d = R[c, c].real
+            if d <= 0:
                 X[:, c] = hx.abs(measured[:, c]) + self.eps
-        if not projected and bool(hx.all(diag > 0)):
-            S = hx.linalg.solve(R.T, E.T).T
-            size_ = hx.abs(S)
-            X = hx.where(size_ > 0, S / hx.where(size_ > 0, size_, 1.0), 1.0) * X
+                signed = False
+            elif signed:
+                X[:, c] = (E[:, c] - X[:, :c] @ R[:c, c]) / d
+            else:
+                X[:, c] = (hx.abs(E[:, c]) + hx.abs(X[:, :c]) @ hx.abs(R[:c, c])) / d
         Om[:size, new] = X
         Om[new, :size] = Om[:size, new].conj().T
         Om[new, new] = hx.eye(r)
