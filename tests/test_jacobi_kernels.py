@@ -163,7 +163,7 @@ def mp_eigenvalues(A):
 # --------------------------------------------------------------------------
 
 
-def cpu_eigh(A, tol=None, max_sweeps=50, want_vectors=True):
+def cpu_eigh(A, tol=None, max_sweeps=50, want_vectors=True, serial=False):
     from eigarray.kernels.cpu import jacobi
 
     B, n, _ = A.shape
@@ -174,7 +174,8 @@ def cpu_eigh(A, tol=None, max_sweeps=50, want_vectors=True):
     V = np.full((B, n, n), np.nan, A.dtype)
     sweeps = np.empty(B, np.int32)
     off = np.empty(B, rdtype)
-    jacobi.jacobi_eigh(W, w, V, tol, max_sweeps, want_vectors, sweeps, off)
+    kernel = jacobi.jacobi_eigh_serial if serial else jacobi.jacobi_eigh
+    kernel(W, w, V, tol, max_sweeps, want_vectors, sweeps, off)
     return w, V, sweeps, off
 
 
@@ -305,6 +306,16 @@ def test_cpu_values_only_and_thread_count():
     finally:
         numba.set_num_threads(threads)
     assert np.array_equal(w, w3) and np.array_equal(V, V3) and np.array_equal(sweeps, sweeps3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("n", [1, 3, 8, 17])
+def test_cpu_serial_driver_matches_parallel(n, dtype):
+    # Small batches run on the calling thread (no thread pool): the same
+    # chunks, the same arithmetic, bit for bit.
+    A = random_hermitian(np.random.default_rng(n), 70, n, dtype)
+    for got, want in zip(cpu_eigh(A, serial=True), cpu_eigh(A), strict=True):
+        assert np.array_equal(got, want)
 
 
 def test_lapack_driver_and_crossover_constant():
