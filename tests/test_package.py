@@ -216,3 +216,30 @@ def test_csr_parallel_paths_match_serial():
                   - ref[:, 0]).max() <= tol
     for block in (X, np.asfortranarray(X)):
         assert np.abs(csr_product(A.indptr, A.indices, A.data, block, 40_000) - ref).max() <= tol
+
+
+def test_testing_helpers_check_under_python_O():
+    # The LAPACK-ratio assertions raise AssertionError themselves, as
+    # numpy.testing does: bare asserts vanish under python -O.
+    code = ("import numpy as np\n"
+            "from eigarray.testing import assert_eigenpairs, matrix_with_spectrum\n"
+            "A, Q = matrix_with_spectrum(np.arange(1.0, 11.0), rng=0)\n"
+            "try:\n"
+            "    assert_eigenpairs(A, np.arange(1.0, 11.0) + 1, 3 * Q)\n"
+            "except AssertionError:\n"
+            "    print('raised')\n")
+    out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["raised"]
+
+
+def test_laplacian_eigenvalues_are_relatively_accurate():
+    # The smallest eigenvalues of tridiag(-1, 2, -1) to a few ulps, relative
+    # (2 - 2 cos lost 1e-10 of them at n = 10,000 to cancellation).
+    from eigarray.testing import laplacian_1d_eigenvalues
+
+    for n in (100, 10_000):
+        i = np.arange(1, 4, dtype=np.longdouble)
+        ref = 4 * np.sin(i * np.pi / (2 * (n + 1))) ** 2
+        got = laplacian_1d_eigenvalues(n)[:3]
+        assert np.max(np.abs((got - ref) / ref)) < 4 * np.finfo(float).eps

@@ -551,3 +551,46 @@ def test_jax_float32_dtype_given_as_a_scalar_class(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=300)
     assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_float32_density_beside_a_large_outlier_uses_every_step():
+    # The stopping test once carried a factor sqrt(n): in float32 a bulk
+    # 1,700 eps ||A|| wide beside an outlier counted as one cluster, and the
+    # density came from 3 steps (off by 3.5 where it is 0.5).
+    n = 2000
+    d = np.concatenate([np.linspace(-1.0, 1.0, n - 1), [1e4]])
+    np.random.default_rng(0).shuffle(d)
+    x = np.linspace(-0.8, 0.8, 81)
+    for dtype in (np.float64, np.float32):
+        dd = d.astype(dtype)
+        density = spectral_density(lambda v, dd=dd: dd * v, n, n_probes=4, n_steps=40,
+                                   dtype=dtype, rng=0)
+        assert np.all(np.isfinite(density.nodes).sum(axis=1) == 40)
+        assert np.max(np.abs(density.density_at(x, sigma=0.05) - 0.5)) < 0.05
+
+
+def test_expectation_sees_only_nodes():
+    # A probe that stops early (n_steps > n) leaves unused slots: f (here a
+    # log, for a log-determinant) is not evaluated at 0 there.
+    A = np.diag(np.arange(1.0, 11.0))
+    density = spectral_density(lambda v: A @ v, 10, n_steps=20, rng=0)
+    with np.errstate(all="raise"):
+        value = density.expectation(np.log)
+    assert value == pytest.approx(np.mean(np.log(np.arange(1.0, 11.0))), rel=1e-12)
+
+
+def test_float64_without_jax_x64_is_named():
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    code = ("import numpy as np, jax.numpy as jnp\n"
+            "from eigarray.spectral import hessian_eigsh\n"
+            "try:\n"
+            "    hessian_eigsh(lambda v: 2.0 * v, 10, k=1, xp=jnp, dtype=jnp.float64)\n"
+            "except TypeError as exc:\n"
+            "    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "JAX_ENABLE_X64": "0"})
+    assert "`dtype` is float64" in out.stdout and "jax_enable_x64" in out.stdout
