@@ -291,11 +291,11 @@ def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:
         return op, lambda: 1.0
     box: list = [None]
 
-    def fix(y: Any, length: int, power: int = 1) -> Any:
+    def fix(y: Any, length: int) -> Any:
         if box[0] is None:
             box[0] = iteration_scale(xp, y, op.dtype, length)
         s = box[0]
-        return y if s == 1.0 else y * (1.0 / s ** power)
+        return y if s == 1.0 else y * (1.0 / s)
 
     def matvec(x: Any) -> Any:
         return fix(op.matvec(x), op.shape[0])
@@ -310,9 +310,16 @@ def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:
         return fix(op.rmatmat(Y), op.shape[1])
 
     def normal(X: Any) -> tuple[Any, Any]:
-        Y, Z = op.normal_matmat(X)
-        Y = fix(Y, op.shape[0])
-        return Y, fix(Z, op.shape[1], power=2)
+        if box[0] is None or box[0] == 1.0:
+            Y, Z = op.normal_matmat(X)
+            Y = fix(Y, op.shape[0])
+            if box[0] == 1.0:
+                return Y, Z
+        else:
+            Y = matmat(X)
+        # A scaled: Aᴴ (A X) itself would leave the exponent range (or has,
+        # on the first call); the adjoint product of the scaled A X instead.
+        return Y, rmatmat(Y)
 
     adjoint = op.has_adjoint
     scaled = LinearOperator(op.shape, op.dtype, xp, matvec=matvec, matmat=matmat,

@@ -512,3 +512,17 @@ def test_unnormalised_power_passes_in_float32():
                                 random_state=0)[1]
     exact = np.linalg.svd(A.astype(np.float64), compute_uv=False)[:3]
     np.testing.assert_allclose(s, exact, rtol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-160, 1e200])
+def test_fused_power_passes_near_the_ends_of_the_exponent_range(scale):
+    # Dense inputs above 4 MiB read A once per power pass (A X and Aᴴ A X
+    # together); at these scales Aᴴ A X leaves the exponent range, and the
+    # scaled operator crashed (ZeroDivisionError, OverflowError) or saw NaN.
+    B = np.random.default_rng(0).standard_normal((2000, 300))
+    ref = eigarray.randomized_svd(B, 5, random_state=0).S
+    got = eigarray.randomized_svd(B * scale, 5, random_state=0).S / scale
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+    got = eigarray.svds(B * scale, 5, solver="randomized", rng=0).S / scale
+    np.testing.assert_allclose(np.sort(got), np.sort(eigarray.svds(B, 5, solver="randomized",
+                                                                   rng=0).S), rtol=1e-12)
