@@ -362,6 +362,10 @@ def hessian_eigsh(hvp: Callable, n: int, k: int = 6, *, which: str = "LA", v0: A
                              f"shape={tuple(v0.shape)}.")
     xp = _resolve_namespace(xp, v0)
     dtype = _resolve_dtype(xp, dtype, v0)
+    if (v0 is not None and ns.is_complex(ns.array_namespace(v0), v0.dtype)
+            and not ns.is_complex(xp, dtype)):
+        raise TypeError(f"`v0` is complex but `dtype` is real ({dtype}); pass a real `v0` or "
+                        f"a complex `dtype`.")
     like = _placement(xp, dtype, v0, device)
     op, caller = _product_operator(hvp, n, dtype, xp, like, name="hvp")
     tol = default_tol(xp, dtype) if tol is None else val.check_tol(tol, name="tol")
@@ -459,6 +463,8 @@ class SpectralDensity(NamedTuple):
         ``sqrt(2 (||A^j||_F² - Σ_i (A^j)_ii²) / n_probes) / n``.
         """
         hx = ns.numpy_namespace()
+        if getattr(j, "ndim", None) == 0:
+            j = j.item()                             # a 0-d array: its number
         if isinstance(j, (list, tuple)) or getattr(j, "ndim", 0) > 0:
             orders = [val.check_int(i, name="j", low=0, rule="j >= 0")
                       for i in hx.reshape(hx.asarray(j), (-1,)).tolist()]
@@ -482,8 +488,11 @@ class SpectralDensity(NamedTuple):
 
 
 def _check_sigma(sigma: Any) -> float:
-    s = val.check_tol(sigma, name="sigma")
-    if s == 0.0:
+    try:
+        s = val.check_tol(sigma, name="sigma")
+    except ValueError:                               # negative, NaN or infinite
+        s = 0.0
+    if not s > 0.0:
         raise ValueError(f"`sigma` must be a positive finite number; got sigma={sigma!r}.")
     return s
 

@@ -119,7 +119,10 @@ def eigenvalue_error(w: Any, exact: Any, *, anorm: float, eps: float) -> float:
     norm, so a residual ratio below ``THRESHOLD`` bounds this by
     ``THRESHOLD * n``.
     """
-    d = np.abs(np.sort(_host(w).astype(np.float64)) - np.sort(np.asarray(exact, dtype=np.float64)))
+    got = np.sort(_host(w).astype(np.float64))
+    want = np.sort(np.asarray(exact, dtype=np.float64))
+    _check(got.shape == want.shape, f"{got.size} eigenvalues, but {want.size} exact ones")
+    d = np.abs(got - want)
     return float(d.max()) / (anorm * eps) if d.size else 0.0
 
 

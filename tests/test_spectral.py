@@ -594,3 +594,17 @@ def test_float64_without_jax_x64_is_named():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "JAX_ENABLE_X64": "0"})
     assert "`dtype` is float64" in out.stdout and "jax_enable_x64" in out.stdout
+
+
+def test_small_argument_checks_are_consistent():
+    density = spectral_density(lambda v: 2.0 * v, 10, rng=0)
+    assert density.moments(np.array(2)) == density.moments(2) == pytest.approx(4.0)
+    for sigma in (0, -1.0, np.inf, np.nan):
+        with pytest.raises(ValueError, match="`sigma` must be a positive finite number"):
+            density.density_at([0.0], sigma=sigma)
+    with pytest.raises(TypeError, match="`v0` is complex but `dtype` is real"):
+        hessian_eigsh(lambda v: 2.0 * v, 10, k=1, v0=np.ones(10) * 1j, dtype=np.float64)
+    from eigarray.testing import assert_eigenpairs
+
+    with pytest.raises(AssertionError, match="3 eigenvalues, but 2 exact ones"):
+        assert_eigenpairs(np.eye(3), np.ones(3), np.eye(3), exact=np.ones(2))
