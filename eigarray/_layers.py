@@ -404,7 +404,7 @@ def _feature_names(X: Any) -> Any:
     if type(X).__module__.split(".")[0] not in ("pandas", "polars") or \
             not hasattr(X, "columns"):
         return None
-    names = [c for c in X.columns]
+    names = list(X.columns)
     strings = [isinstance(c, str) for c in names]
     if not any(strings):
         return None

@@ -797,8 +797,8 @@ def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = 
     (the gradient of the largest singular value).  On JAX, which has no
     detach without importing it, gradients also flow through the iteration.
     NaN in ``A`` is not checked (no host synchronisation); it gives a NaN
-    ``σ``.  A zero ``A`` gives ``σ = 0`` and zero vectors, as does an empty one (no rows or columns,
-    as ``numpy.linalg.norm(A, 2)``).
+    ``σ``.  A zero ``A`` gives ``σ = 0`` and zero vectors, as does an empty
+    one (no rows or columns), as ``numpy.linalg.norm(A, 2)`` does.
 
     Cost per call: ``n_iter`` products with ``A`` and with ``Aᴴ``, plus one
     with ``A`` for ``σ``; no host synchronisation for dense arrays.
