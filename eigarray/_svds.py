@@ -371,9 +371,12 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
         ``max(10 min(m, n), 1000)``); ``solver='power'``: maximum number of
         iterations.  Ignored by ``solver='randomized'``.
     return_singular_vectors : {True, False, 'u', 'vh'}, default=True
-        As scipy: False returns the singular values alone (an array); 'u'
-        returns ``(u, s, None)`` when ``m <= n``, 'vh' returns
-        ``(None, s, vh)`` when ``m > n``, and every vector otherwise.
+        As scipy: False returns the singular values alone (an array), 'u'
+        returns ``(u, s, None)`` and 'vh' returns ``(None, s, vh)``,
+        whatever the shape.  (scipy's docstring still describes an older
+        rule, under which 'u' dropped ``vh`` only when ``m <= n``; since
+        scipy 1.8 its code returns None for the side not asked for, and so
+        does eigarray.)
     solver : {'lanczos', 'randomized', 'power'}, default='lanczos'
         The algorithm (see Notes).
     rng : None, int or numpy.random.Generator, optional
@@ -534,9 +537,9 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     report_nonconvergence(result, on_nonconvergence, "singular triplets")
     if not want:
         return result.S
-    if return_singular_vectors == "u" and m <= n:
+    if return_singular_vectors == "u":
         return SVDResult(result.U, result.S, None, info=result.info)
-    if return_singular_vectors == "vh" and m > n:
+    if return_singular_vectors == "vh":
         return SVDResult(None, result.S, result.Vh, info=result.info)
     return result
 
