@@ -9,11 +9,14 @@ components of a data matrix ``X`` (``m`` samples by ``d`` features) by one of
   of Chan, Golub & LeVeque, in float64 where the namespace has it; the
   ``d x d`` covariance is then eigendecomposed by :func:`eigarray.eigh_batched`
   (a batch of one).  :meth:`EigenLayer.partial_fit` runs the same merge over
-  the caller's chunks, so streaming and one-shot fits agree to rounding;
+  the caller's chunks, so streaming and one-shot fits agree to rounding.
+  With fewer samples than features ``fit`` works in sample space: the
+  Householder QR ``Xcᵀ = Q R`` of the centred data, then the SVD of the
+  ``m x m`` triangle (``O(m² d)`` instead of ``O(d³)``);
 * ``'randomized'``: the randomized SVD (Halko, Martinsson & Tropp; by
   default its block Krylov variant) of the centred data, applied implicitly
-  through an operator ``V -> X V - 1 (μᵀ V)`` that never forms the centred
-  copy;
+  through an operator ``V -> X V - 1 (μᵀ V)`` that forms no centred copy
+  unless the data's offset exceeds 8 times its spread (``_centring``);
 * ``'lanczos'``: thick-restart Lanczos (:func:`eigarray.lanczos`) on the
   covariance operator ``v -> Xᵀ (X v - 1 μᵀ v) / (m - 1)``, matrix-free.
 
@@ -532,6 +535,10 @@ def _check_n_components(value: Any, *, m: int, d: int, solver: str, allow_fracti
                         cls: str) -> Any:
     """The resolved count (int) or fraction (float) from ``n_components``."""
     high = min(m, d)
+    if solver == "lanczos" and high < 2:
+        raise ValueError(f"solver='lanczos' needs min(n_samples, n_features) >= 2 (a partial "
+                         f"eigensolver leaves at least one pair out); got n_samples = {m}, "
+                         f"n_features = {d}: use solver='covariance'.")
     if value is None:
         return high if solver != "lanczos" else high - 1
     if isinstance(value, numbers.Real) and not isinstance(value, (numbers.Integral, bool)):
@@ -553,6 +560,32 @@ def _check_n_components(value: Any, *, m: int, d: int, solver: str, allow_fracti
     rule = (f"1 <= n_components <= min(n_samples, n_features) = {high} "
             f"(n_samples = {m}, n_features = {d})")
     return val.check_int(value, name="n_components", low=1, high=high, rule=rule)
+
+
+# Products with ``X - 1 μᵀ`` formed as ``X V - 1 (μᵀ V)`` carry rounding
+# errors of order eps ||X||, not eps ||X - 1 μᵀ||: where the data's offset
+# makes the first more than this many times the second, the data is centred
+# explicitly (a copy, as scikit-learn's randomized PCA always makes).
+_IMPLICIT_CENTRING_MAX_RATIO = 8.0
+
+
+def _centring(xp: Any, X: Any, mean: Any, total: Any) -> tuple[Any, Any]:
+    """``(Y, c)`` with ``Y - 1 cᵀ`` the centred data, for :class:`_CenteredData`.
+
+    ``(X, mean)`` (nothing copied) unless the offset ``||1 μᵀ||_F`` exceeds
+    ``_IMPLICIT_CENTRING_MAX_RATIO`` times the spread ``||X - 1 μᵀ||_F``
+    (``total`` is the sum of the per-feature variances); then the centred
+    copy and its remaining mean (the rounding of the first centring).
+    """
+    m = int(X.shape[0])
+    if not _is_traced(X):
+        spread = float(total) * (m - 1)
+        offset = m * float(xp.sum(mean * mean))
+        if not math.isfinite(spread) or \
+                offset <= (_IMPLICIT_CENTRING_MAX_RATIO ** 2 - 1.0) * spread:
+            return X, mean
+    Y = X - mean
+    return Y, xp.mean(Y, axis=0)
 
 
 class _CenteredData:
@@ -703,8 +736,9 @@ class EigenLayer(_Estimator):
     Notes
     -----
     Cost: ``'covariance'`` one pass over ``X`` and ``m d²`` flops, plus an
-    ``O(d³)`` eigendecomposition; ``'randomized'`` ``2 (n_iter + 1)`` products
-    of ``X`` or ``Xᵀ`` with ``k + n_oversamples`` vectors (block Krylov
+    ``O(d³)`` eigendecomposition (for ``m < d``: ``O(m² d)``, a QR of the
+    centred data and the SVD of its ``m x m`` triangle); ``'randomized'``
+    ``2 (n_iter + 1)`` products of ``X`` or ``Xᵀ`` with ``k + n_oversamples`` vectors (block Krylov
     keeps every block and ends with a Rayleigh-Ritz step on all of them), plus
     two passes for the mean and the total variance; ``'lanczos'`` two passes
     over ``X`` per block of Lanczos vectors.  Explained variances from the covariance carry an
@@ -845,6 +879,9 @@ class EigenLayer(_Estimator):
         if solver != "covariance":
             _check_finite(xp, X, xp.sum(X), name="X")
         self._reset()
+        if solver == "covariance" and m < d and not ns.is_dask_array(X):
+            self._fit_sample_space(xp, X, whiten=whiten)
+            return self
         if solver == "covariance":
             acc = _acc_dtype(xp, X.dtype)
             with ns.numpy_namespace().errstate(invalid="ignore", over="ignore"):
@@ -857,9 +894,12 @@ class EigenLayer(_Estimator):
             self._finalize_scatter(whiten=whiten)
             return self
         mean = xp.mean(X, axis=0)
+        with ns.numpy_namespace().errstate(over="ignore", invalid="ignore"):
+            total = _total_variance(xp, X, mean)          # overflow: reported below
         rng = ns.host_rng(self.random_state, name="random_state")
         try:
-            V, ev, S = self._solve_iterative(xp, X, mean, k, solver=solver, rng=rng)
+            Xc, offset = _centring(xp, X, mean, total)
+            V, ev, S = self._solve_iterative(xp, Xc, offset, k, solver=solver, rng=rng)
         except Exception as exc:
             # Finite data whose products overflow fail inside the solver.
             if _moments_overflow(xp, X):
@@ -868,7 +908,6 @@ class EigenLayer(_Estimator):
         if not _is_traced(X) and not bool(xp.all(xp.isfinite(ev))) \
                 and _moments_overflow(xp, X):
             raise _overflow_error(xp, X, name="X", what="a product with it")
-        total = _total_variance(xp, X, mean)
         self._store(xp, V, ev, S, mean, total, m=m, d=d, whiten=whiten, all_ev=None)
         return self
 
@@ -906,6 +945,44 @@ class EigenLayer(_Estimator):
             S = xp.sqrt(ev * (m - 1))
         return V, ev, S
 
+    def _fit_sample_space(self, xp: Any, X: Any, *, whiten: Any) -> None:
+        """The covariance solver for fewer samples than features.
+
+        The ``d x d`` covariance has rank below ``m``: its eigenpairs are
+        those of the centred data's SVD, ``Xc = Rᵀ Qᵀ`` (Householder QR of
+        ``Xcᵀ``, ``d x m``) followed by the SVD of the ``m x m`` triangle,
+        ``O(m² d)`` work instead of the ``O(d³)`` of the covariance.  The
+        data is centred in float64 (two passes), and the scatter matrix,
+        needed only if ``partial_fit`` continues this fit, is kept as its
+        factors ``V`` and ``σ²``.
+        """
+        m, d = int(X.shape[0]), int(X.shape[1])
+        acc = _acc_dtype(xp, X.dtype)
+        Xc = xp.astype(X, acc)
+        mean = xp.mean(Xc, axis=0)
+        Xc = Xc - mean
+        shift = xp.mean(Xc, axis=0)                       # the first mean's rounding
+        Xc, mean = Xc - shift, mean + shift
+        scatter = xp.sum(Xc * Xc)
+        _check_finite(xp, X, scatter, name="X", overflow="its sum of squares")
+        Q, R = xp.linalg.qr(xp.matrix_transpose(Xc))      # Xcᵀ = Q R
+        _, sigma, Zt = xp.linalg.svd(xp.matrix_transpose(R), full_matrices=False)
+        V = Zt @ xp.matrix_transpose(Q)                   # Xc = P diag(σ) V
+        s2 = sigma * sigma
+        self._scatter_factors = (V, s2)
+        self._mean_acc, self.n_samples_seen_ = mean, m
+        self._dtype, self._n_features = X.dtype, d
+        k = _check_n_components(self.n_components, m=m, d=d, solver="covariance",
+                                allow_fraction=True, cls=type(self).__name__)
+        all_ev = s2 / (m - 1)
+        total = scatter / (m - 1)
+        if isinstance(k, float):
+            ratio = ns.to_host_numpy(all_ev / total)
+            hx = ns.numpy_namespace()
+            k = min(int(hx.searchsorted(hx.cumulative_sum(ratio), k, side="right")) + 1, m)
+        self._store(xp, V[:k, ...], all_ev[:k], sigma[:k], mean, total, m=m, d=d,
+                    whiten=whiten, all_ev=all_ev, dtype=X.dtype)
+
     def partial_fit(self, X: Any, y: Any = None, check_input: bool = True) -> EigenLayer:
         """Merge a chunk of samples into the running mean and scatter matrix.
 
@@ -930,6 +1007,10 @@ class EigenLayer(_Estimator):
         self
         """
         self._check_params()
+        factors = self.__dict__.pop("_scatter_factors", None)
+        if factors is not None:                           # a fit in sample space
+            V, s2 = factors
+            self._scatter = ns.array_namespace(V).matrix_transpose(V) @ (s2[:, None] * V)
         fresh = self.__dict__.get("_scatter") is None
         if fresh and "components_" in self.__dict__:
             import warnings
@@ -964,7 +1045,8 @@ class EigenLayer(_Estimator):
         return self
 
     def _reset(self) -> None:
-        for name in (*_DERIVED, "_scatter", "_mean_acc", "n_samples_seen_", "_pending",
+        for name in (*_DERIVED, "_scatter", "_scatter_factors", "_mean_acc",
+                     "n_samples_seen_", "_pending",
                      "_converted", "_P", "_Q", "_dtype", "_n_features"):
             self.__dict__.pop(name, None)
 

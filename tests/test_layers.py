@@ -753,3 +753,59 @@ def test_numpy_bool_whiten():
     a = eigarray.EigenLayer(2, whiten=np.True_).fit(X)
     b = eigarray.EigenLayer(2, whiten=True).fit(X)
     np.testing.assert_array_equal(a.transform(X), b.transform(X))
+
+
+# --- offsets, wide data ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", ["randomized", "lanczos"])
+def test_iterative_solvers_centre_data_far_from_its_mean(solver):
+    # X V - 1 (μᵀ V) in float32 loses the spread of data with a mean 1e4
+    # times larger: such data is centred explicitly.
+    rng = np.random.default_rng(0)
+    m, d, k = 3000, 1200, 5
+    spread = 3.0 * 2.0 ** -np.arange(d)
+    X = (rng.standard_normal((m, d)) * spread + 1e4).astype(np.float32)
+    X.flags.writeable = False
+    exact = SkPCA(k, svd_solver="full").fit(X.astype(np.float64)).explained_variance_
+    got = eigarray.EigenLayer(k, solver=solver, random_state=0).fit(X).explained_variance_
+    np.testing.assert_allclose(got, exact, rtol=2e-3)
+
+
+def test_wide_covariance_fit_works_in_sample_space():
+    # Fewer samples than features: the SVD of the centred data through its QR
+    # factors, not the d x d covariance; equal to scikit-learn's full SVD.
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((12, 1500)) * np.geomspace(1.0, 1e-3, 1500) + 5.0
+    for n_components in (None, 4, 0.9):
+        ours = eigarray.EigenLayer(n_components, solver="covariance").fit(X)
+        ref = SkPCA(n_components, svd_solver="full").fit(X)
+        k = ref.n_components_
+        assert ours.n_components_ == k
+        np.testing.assert_allclose(ours.explained_variance_, ref.explained_variance_,
+                                   rtol=1e-12, atol=1e-14 * ref.explained_variance_[0])
+        np.testing.assert_allclose(ours.components_[:k - 1], ref.components_[:k - 1],
+                                   atol=1e-10)
+        np.testing.assert_allclose(ours.noise_variance_, ref.noise_variance_,
+                                   atol=1e-14 * ref.explained_variance_[0])
+        np.testing.assert_allclose(ours.components_ @ ours.components_.T, np.eye(k),
+                                   atol=1e-14)
+        np.testing.assert_allclose(ours.transform(X), ref.transform(X), atol=1e-9)
+
+
+def test_wide_fit_continues_with_partial_fit():
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((30, 80)), rng.standard_normal((40, 80))
+    continued = eigarray.EigenLayer(5).fit(X).partial_fit(Y)
+    whole = eigarray.EigenLayer(5).fit(np.vstack([X, Y]))
+    np.testing.assert_allclose(continued.explained_variance_, whole.explained_variance_,
+                               rtol=1e-12)
+    np.testing.assert_allclose(continued.components_, whole.components_, atol=1e-12)
+    np.testing.assert_allclose(continued.mean_, whole.mean_, atol=1e-15)
+
+
+def test_lanczos_with_one_feature_names_the_solver():
+    X = np.random.default_rng(0).standard_normal((10, 1))
+    for n_components in (None, 1):
+        with pytest.raises(ValueError, match="solver='lanczos' needs min"):
+            eigarray.EigenLayer(n_components, solver="lanczos").fit(X)
