@@ -867,6 +867,9 @@ def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = 
                              f"match `A`; got {tuple(u.shape)} and {tuple(v.shape)}.")
         if not ns.same_namespace(ns.array_namespace(v), xp):   # as a v0 is, into A's
             u, v = (ns.from_host_numpy(ns.to_host_numpy(x), xp, like=like) for x in (u, v))
+        if not cplx and any(xp.isdtype(x.dtype, "complex floating") for x in (u, v)):
+            raise TypeError(f"`state` is complex but `A` is real ({dtype}); its imaginary "
+                            f"part would be dropped: pass a real state.")
         v = xp.astype(v, dtype) if v.dtype != dtype else v
         u = xp.astype(u, dtype) if u.dtype != dtype else u
     for _ in range(n_iter):

@@ -305,7 +305,8 @@ def svd_impl(op: LinearOperator, k: int, *, n_oversamples: int, n_iter: int, nor
         like = Y
         del Z
         Q, R = _orthonormalize(xp, Y, normalizer, cplx=cplx, eps=eps)
-        record(R if n_iter > 0 else None)
+        # Z is orthonormal only after an orthonormalising normaliser (or Ω)
+        record(R if n_iter > 0 and normalizer not in ("LU", "none") else None)
         Bh = _rmatmat(op, Q)                                       # Aᴴ Q, (n, l)
     else:
         Y = _matmat(op, Omega)
@@ -562,10 +563,11 @@ def randomized_svd(M: Any, n_components: int, *, n_oversamples: int = 10,
     an ``l x l`` (block Krylov: ``(n_iter+1) l`` square) triangular matrix
     on the host.  Host synchronisations: one
     ``l x l`` matrix per orthonormalisation, one at the end.  The residuals
-    ``||Mᴴ u - σ v||`` vanish by construction; ``||M v - σ u||`` is not
-    available from the products made, so it is reported as NaN rather than
-    paid for.  Dask input (chunked by rows) with ``method='range_finder'``
-    is one task graph, submitted once: per pass one task per row block
+    ``||Mᴴ u - σ v||`` vanish by construction (``||M v - σ u||`` when the
+    transpose is worked on: ``transpose=True``, or 'auto' with ``m < n``);
+    the other residual is not available from the products made, so it is
+    reported as NaN rather than paid for.  Dask input (chunked by rows) with
+    ``method='range_finder'`` is one task graph, submitted once: per pass one task per row block
     (``Y_i = M_i Z``, its QR ``Q_i R_i`` in memory, ``P_i = M_iᴴ Q_i``) and
     a tall-skinny QR tree over the ``R_i`` that sums ``Mᴴ Q`` from the
     ``P_i``; the ``l x l`` SVD runs in a task, and the host waits once, for
@@ -856,6 +858,13 @@ def _dask_svd(A: Any, k: int, *, l: int, n_iter: int, rng: Any, flip_sign: bool,
 # ---------------------------------------------------------------------------
 # Randomized Hermitian eigendecomposition
 
+# 'nystrom' refuses a sampled core ``Qᴴ A Q`` with an eigenvalue below
+# ``-_PSD_SLACK sqrt(n) eps ||A Q||_F``: far beyond the rounding of a PSD
+# matrix's core (about ``eps ||A||``), far below any genuine negative
+# eigenvalue worth the name.
+_PSD_SLACK = 100.0
+
+
 def eigh_impl(op: LinearOperator, k: int, *, method: str, n_oversamples: int, n_iter: int,
               rng: Any) -> EighResult:
     """Randomized eigendecomposition of a bound Hermitian operator (validated arguments).
@@ -894,6 +903,14 @@ def eigh_impl(op: LinearOperator, k: int, *, method: str, n_oversamples: int, n_
         # floored at the working precision's smallest normal: C⁻¹ must not overflow it
         tiny = float(hx.finfo(hx.float32 if eps > 1e-10 else hx.float64).tiny)
         nu = max(math.sqrt(n) * eps * ynorm, tiny)
+        # The core of a PSD matrix is PSD to rounding; a shift alone would
+        # always make its Cholesky succeed, and hide an indefinite A.
+        lowest = float(hx.linalg.eigvalsh(T)[0])
+        if lowest < -_PSD_SLACK * nu:
+            raise ValueError(f"`A` is not positive semidefinite: its Rayleigh quotient on the "
+                             f"sampled subspace has the eigenvalue {lowest * scale():.3g}; "
+                             f"method='nystrom' needs a PSD matrix, use "
+                             f"method='range_finder'.")
         C = None
         while C is None:
             try:
@@ -984,8 +1001,8 @@ def randomized_eigh(A: Any, k: int, *, method: str = "nystrom", n_oversamples: i
     ------
     ValueError
         Non-square ``A``, NaN/Inf, ``k`` out of range, an unknown
-        ``method``, or for 'nystrom' a matrix too far from PSD for the
-        shifted Cholesky factorisation.
+        ``method``, or for 'nystrom' a matrix that is not positive
+        semidefinite on the sampled subspace (see Notes).
 
     See Also
     --------
@@ -999,9 +1016,12 @@ def randomized_eigh(A: Any, k: int, *, method: str = "nystrom", n_oversamples: i
     (or QR) of an ``(n, l)`` block per product, and for 'nystrom' one
     Householder QR of ``E``; host problems are ``l x l``.  Host
     synchronisations: one ``l x l`` matrix per orthonormalisation and one
-    at the end.  'nystrom' on an indefinite matrix either raises or returns
-    meaningless values: it does not test the assumption beyond the Cholesky
-    factorisation of the shifted core.
+    at the end.  'nystrom' tests its assumption on the sampled core
+    ``Qᴴ A Q``, the Rayleigh quotient on the subspace the iteration found:
+    a negative eigenvalue there beyond rounding (below ``-100 sqrt(n) eps
+    ||A Q||_F``) raises.  Negative eigenvalues of ``A`` that are small next
+    to the wanted ones, and missed by the subspace, go unseen; they perturb
+    the result by about their size.
 
     References
     ----------

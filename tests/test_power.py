@@ -479,3 +479,10 @@ def test_operator_returning_nan_is_named():
         eigarray.svds(nan_op, 2, solver="power", rng=0)
     with pytest.raises(ValueError, match="product with the operator contains NaN or Inf"):
         eigarray.randomized_svd(nan_op, 2)
+
+
+def test_spectral_norm_refuses_a_complex_state_for_a_real_matrix():
+    W = np.random.default_rng(0).standard_normal((6, 4))
+    state = eigarray.SpectralNormState(1j * np.ones(6), 1j * np.ones(4))
+    with pytest.raises(TypeError, match="`state` is complex but `A` is real"):
+        eigarray.spectral_norm(W, state=state, n_iter=5)

@@ -526,3 +526,52 @@ def test_fused_power_passes_near_the_ends_of_the_exponent_range(scale):
     got = eigarray.svds(B * scale, 5, solver="randomized", rng=0).S / scale
     np.testing.assert_allclose(np.sort(got), np.sort(eigarray.svds(B, 5, solver="randomized",
                                                                    rng=0).S), rtol=1e-12)
+
+
+@pytest.mark.parametrize("spectrum", ["negative", "plus_minus", "one_by_one"])
+def test_nystrom_refuses_an_indefinite_matrix(spectrum):
+    # Before, the Cholesky shift grew until the core factored: a negative
+    # definite A gave [0, 0, 0] flagged converged, a ±1 spectrum values above ||A||.
+    rng = np.random.default_rng(0)
+    if spectrum == "one_by_one":
+        A = np.array([[-2.0]])
+        k = 1
+    else:
+        Q, _ = np.linalg.qr(rng.standard_normal((100, 100)))
+        lam = -np.arange(1.0, 101.0) if spectrum == "negative" else np.tile([1.0, -1.0], 50)
+        A = (Q * lam) @ Q.T
+        k = 3
+    with pytest.raises(ValueError, match="`A` is not positive semidefinite"):
+        eigarray.randomized_eigh(A, k, rng=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+def test_nystrom_accepts_a_low_rank_gram_matrix(dtype):
+    # PSD to rounding only: its computed core has eigenvalues of about -eps ||A||.
+    rng = np.random.default_rng(1)
+    G = rng.standard_normal((200, 5)).astype(dtype)
+    A = G @ G.conj().T
+    w, V = eigarray.randomized_eigh(A, 5, rng=0)
+    exact = np.linalg.eigvalsh(A.astype(np.complex128 if np.iscomplexobj(A) else np.float64))
+    np.testing.assert_allclose(w, exact[-5:], rtol=50 * np.finfo(dtype).eps * 200)
+
+
+@pytest.mark.parametrize("normalizer", ["LU", "none"])
+def test_history_has_no_estimates_from_unorthonormal_blocks(normalizer):
+    # The R factor of M Z means nothing when Z is not orthonormal.
+    M = testing.matrix_with_singular_values(60, 40, np.geomspace(1.0, 1e-3, 40), rng=0)[0]
+    res = eigarray.randomized_svd(M, 3, n_iter=3, power_iteration_normalizer=normalizer,
+                                  random_state=0)
+    rows = res.info.history["singular_values"]
+    assert np.all(np.isnan(rows[:-1])) and np.allclose(rows[-1], res.S)
+
+
+def test_the_residual_that_vanishes_follows_the_side_worked_on():
+    rng = np.random.default_rng(0)
+    for M, exact_side in [(rng.standard_normal((300, 50)), "adjoint"),
+                          (rng.standard_normal((50, 300)), "direct")]:   # 'auto': Mᴴ
+        U, S, Vh = eigarray.randomized_svd(M, 5, random_state=0)
+        direct = np.linalg.norm(M @ Vh.T - U * S, axis=0) / S[0]
+        adjoint = np.linalg.norm(M.T @ U - Vh.T * S, axis=0) / S[0]
+        small = direct if exact_side == "direct" else adjoint
+        assert np.all(small < 1e-13)
