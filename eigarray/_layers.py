@@ -262,6 +262,12 @@ class _Estimator:
                     f"dense data (centring makes it dense): use TruncatedSVD for sparse "
                     f"input, or convert with `{name}.toarray()`.")
             return self._check_sparse(X, name=name, reset=reset)
+        if ns.is_torch_sparse(X):
+            raise TypeError(f"`{name}` is a sparse torch tensor ({X.layout}); "
+                            f"{type(self).__name__} takes dense arrays"
+                            + (" or scipy sparse matrices" if sparse_ok else "")
+                            + f": convert it with `{name}.to_dense()`"
+                            + (" or to scipy.sparse" if sparse_ok else "") + ".")
         if not ns.is_array_api_obj(X) or (ns.is_numpy_array(X) and X.dtype.kind in "OUSV"):
             X = _host_array(X, name=name)
         xp = ns.array_namespace(X)
@@ -394,7 +400,7 @@ def _is_sparse(X: Any) -> bool:
 
 def _is_traced(X: Any) -> bool:
     """True for a JAX tracer (under ``jit``/``grad``): no host synchronisation allowed."""
-    return ns.is_jax_array(X) and any(c.__name__ == "Tracer" for c in type(X).__mro__)
+    return ns.is_traced(X)
 
 
 def _feature_names(X: Any) -> Any:

@@ -45,12 +45,28 @@ __all__ = [
     "host_rng",
     "persist",
     "one_column_chunk",
+    "is_traced",
+    "refuse_traced",
 ]
 
 
 def is_torch_sparse(x: Any) -> bool:
     """True for a torch tensor with a sparse layout (COO, CSR, CSC, BSR, BSC)."""
     return is_torch_array(x) and str(x.layout) != "torch.strided"
+
+
+def is_traced(x: Any) -> bool:
+    """True for a JAX tracer (under ``jit``, ``vmap`` or ``grad``): its values are unknown."""
+    return is_jax_array(x) and any(c.__name__ == "Tracer" for c in type(x).__mro__)
+
+
+def refuse_traced(x: Any, *, name: str) -> None:
+    """A TypeError naming ``name`` for a JAX tracer (solvers branch on values)."""
+    if is_traced(x):
+        raise TypeError(f"`{name}` is a JAX tracer: eigarray's solvers decide on the values "
+                        f"they compute (convergence, checks), so they cannot run under "
+                        f"jax.jit, vmap or grad. Call them outside the traced function (on "
+                        f"concrete arrays), or through jax.pure_callback.")
 
 
 def array_namespace(*arrays: Any) -> Any:

@@ -222,6 +222,7 @@ def _is_cupyx_sparse(A: Any) -> bool:
 
 
 def _dense_operator(A: Any, *, name: str, check_finite: bool) -> LinearOperator:
+    ns.refuse_traced(A, name=name)
     xp = ns.array_namespace(A)
     if A.ndim != 2:
         raise ValueError(f"`{name}` must be a 2-D array; got an array of shape {tuple(A.shape)}.")
@@ -513,6 +514,35 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
                     f"`dtype` and `matvec`, or a callable; got {type(A).__name__}.")
 
 
+def dask_host_operator(A: Any, *, name: str = "A", check_finite: bool = True) -> Any:
+    """``(op, xp, like)``: a NumPy operator over a persisted 2-D Dask array, or None.
+
+    Lanczos builds its basis a vector or two at a time: lazy vectors would
+    grow one task graph over the whole iteration.  The matrix is persisted
+    once and each product is computed (one graph per product), so the
+    iteration runs on NumPy vectors and only ``A`` stays distributed.
+    """
+    if not ns.is_dask_array(A) or getattr(A, "ndim", 0) != 2:
+        return None
+    xp = ns.array_namespace(A)
+    dtype = ns.working_dtype(xp, A.dtype, name=name)
+    A = (xp.astype(A, dtype) if A.dtype != dtype else A).persist()
+    if check_finite and not bool(xp.all(xp.isfinite(A))):
+        raise ValueError(f"`{name}` must not contain NaN or Inf.")
+    AH = xp.conj(A).T if ns.is_complex(xp, dtype) else A.T
+
+    def matmat(X):
+        return np.asarray((A @ X).compute())
+
+    def rmatmat(Y):
+        return np.asarray((AH @ Y).compute())
+
+    op = LinearOperator((int(A.shape[0]), int(A.shape[1])), np.dtype(dtype),
+                        ns.numpy_namespace(), matvec=matmat, matmat=matmat,
+                        rmatvec=rmatmat, rmatmat=rmatmat, device="cpu")
+    return op, xp, A
+
+
 def host_view_operator(A: Any, *, name: str = "A", check_finite: bool = True) -> Any:
     """``(op, xp, like)``: a NumPy operator over CPU torch or JAX data, or None.
 
@@ -527,6 +557,8 @@ def host_view_operator(A: Any, *, name: str = "A", check_finite: bool = True) ->
     GPU arrays and anything else give None.  The solvers that use it are not
     differentiable: a tensor that requires gradients is read detached.
     """
+    if ns.is_dask_array(A):
+        return dask_host_operator(A, name=name, check_finite=check_finite)
     if ns.is_torch_array(A):
         import torch
 

@@ -51,7 +51,7 @@ from ._linalg import (
     scaled_operator,
     set_rows,
 )
-from ._operator import LinearOperator, aslinearoperator
+from ._operator import LinearOperator, aslinearoperator, dask_host_operator
 from ._power import svd_impl as power_svd_impl
 from ._randomized import svd_impl as randomized_svd_impl
 from ._result import ConvergenceInfo, SVDResult, report_nonconvergence
@@ -484,7 +484,9 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     >>> bool(np.allclose(s, [sigma[1], sigma[0]], rtol=1e-14))
     True
     """
-    op = aslinearoperator(A)
+    # Lanczos on Dask: products computed one at a time on the persisted matrix
+    hosted = dask_host_operator(A) if solver == "lanczos" else None
+    op = hosted[0] if hosted is not None else aslinearoperator(A)
     if op.xp is None:
         v0_is_array = v0 is not None and ns.is_array_api_obj(v0)
         op = op.bind(ns.array_namespace(v0) if v0_is_array else ns.numpy_namespace())
@@ -534,6 +536,10 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
             raise ValueError(f"`callback` is supported by solver='lanczos' only; "
                              f"got solver={solver!r}.")
         result = _ascending(op.xp, _delegate(op, k, solver, tol=tol, maxiter=maxiter, rng=rng))
+    if hosted is not None:
+        _, xp, like = hosted
+        result = SVDResult(*(None if a is None else ns.from_host_numpy(a, xp, like=like)
+                             for a in result), info=result.info)
     report_nonconvergence(result, on_nonconvergence, "singular triplets")
     if not want:
         return result.S

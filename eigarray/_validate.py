@@ -99,6 +99,7 @@ def as_array(value: Any, *, name: str) -> Any:
         raise TypeError(f"`{name}` is a sparse torch tensor ({value.layout}); this function "
                         f"takes dense arrays: convert it with `.to_dense()`.")
     if ns.is_array_api_obj(value):
+        ns.refuse_traced(value, name=name)
         return value
     if isinstance(value, (list, tuple)):
         try:

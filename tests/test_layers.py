@@ -809,3 +809,12 @@ def test_lanczos_with_one_feature_names_the_solver():
     for n_components in (None, 1):
         with pytest.raises(ValueError, match="solver='lanczos' needs min"):
             eigarray.EigenLayer(n_components, solver="lanczos").fit(X)
+
+
+def test_sparse_torch_tensors_are_named():
+    torch = pytest.importorskip("torch")
+    X = torch.eye(8, 6, dtype=torch.float64).to_sparse()
+    with pytest.raises(TypeError, match="`X` is a sparse torch tensor.*scipy"):
+        eigarray.TruncatedSVD(2).fit(X)
+    with pytest.raises(TypeError, match="`X` is a sparse torch tensor"):
+        eigarray.EigenLayer(2).fit(X)

@@ -177,3 +177,49 @@ def test_aslinearoperator_checks_its_arguments():
 def test_negative_seed_is_named():
     with pytest.raises(ValueError, match="`random_state` must be a non-negative seed"):
         ns.host_rng(-1, name="random_state")
+
+
+def test_solvers_name_a_jax_tracer():
+    # Under jax.jit every solver failed deep inside on a value check with a
+    # raw tracer error; they now say why up front.  spectral_norm, whose
+    # iteration makes no decision on values, still traces.
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    import eigarray
+
+    A = jnp.eye(6, dtype=jnp.float32) * 2.0 + 0.1
+    calls = {
+        "eigh_batched": lambda A: eigarray.eigh_batched(A)[0],
+        "sqrtm": eigarray.sqrtm,
+        "polar": lambda A: eigarray.polar(A)[0],
+        "eigsh": lambda A: eigarray.eigsh(A, k=1, rng=0)[0],
+        "svds": lambda A: eigarray.svds(A, k=1, rng=0)[1],
+        "subspace_iteration": lambda A: eigarray.subspace_iteration(A, 1, rng=0)[0],
+        "randomized_svd": lambda A: eigarray.randomized_svd(A, 2, random_state=0)[1],
+    }
+    for f in calls.values():
+        with pytest.raises(TypeError, match="is a JAX tracer"):
+            jax.jit(f)(A)
+    sigma = jax.jit(lambda A: eigarray.spectral_norm(A, n_iter=30, rng=0)[0])(A)
+    np.testing.assert_allclose(float(sigma), np.linalg.norm(np.asarray(A), 2), rtol=1e-5)
+
+
+def test_lanczos_solvers_on_dask_arrays():
+    # Lazy basis vectors grew one task graph over the whole iteration (a 40 x 40
+    # problem had not finished after a minute); the matrix is now persisted and
+    # each product computed.
+    da = pytest.importorskip("dask.array")
+    import eigarray
+
+    D = np.diag(np.arange(1.0, 41.0))
+    w, V = eigarray.eigsh(da.from_array(D, chunks=(20, 40)), k=3, rng=0)
+    assert isinstance(w, da.Array) and isinstance(V, da.Array)
+    np.testing.assert_allclose(np.asarray(w), [38.0, 39.0, 40.0], rtol=1e-13)
+    M = np.random.default_rng(0).standard_normal((60, 30))
+    u, s, vh = eigarray.svds(da.from_array(M, chunks=(20, 30)), k=3, rng=0)
+    assert isinstance(u, da.Array) and isinstance(vh, da.Array)
+    np.testing.assert_allclose(np.asarray(s), np.linalg.svd(M, compute_uv=False)[2::-1],
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="`A` must not contain NaN or Inf"):
+        eigarray.eigsh(da.from_array(np.full((5, 5), np.nan), chunks=5), k=1)
