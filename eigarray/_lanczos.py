@@ -210,7 +210,8 @@ def default_keep(n_free: int, n_unconverged: int, theta: Any = None, target: int
 
 def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
           keep: Callable[[int, int], int], maxiter: int, tol: float, v0: Any, rng: Any,
-          callback: Callable | None, want_vectors: bool) -> EighResult:
+          callback: Callable | None, want_vectors: bool,
+          full_reorthogonalisation: bool = False) -> EighResult:
     """Block thick-restart Lanczos on ``op`` (validated arguments).
 
     The basis rows ``B[:size]`` split into *processed* rows ``B[:j]``, whose
@@ -231,7 +232,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     host_dtype = hx.complex128 if cplx else hx.float64
     eps = ns.eps(xp, dtype)
     tol = max(tol, eps)
-    skip = _semi_orthogonality(eps, tol)
+    skip = 0.0 if full_reorthogonalisation else _semi_orthogonality(eps, tol)
     matvec0 = op.n_matvec
 
     B = xp.zeros((m + b, n), dtype=dtype, device=op.device)
@@ -474,7 +475,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     real_dtype = ns.real_dtype(xp, dtype)
     w_out = xp.asarray(ns.from_host_numpy(hx.asarray(values), xp, like=B), dtype=real_dtype)
     info_hist = {key: hx.asarray(val_) for key, val_ in history.items()}
-    if not want_vectors:
+    if not want_vectors and skip == 0.0:          # nothing to check: vectors not needed
         info = ConvergenceInfo(converged, hx.full(k, hx.nan), n_iter, op.n_matvec - matvec0,
                                info_hist)
         return EighResult(w_out, None, info=info)
@@ -507,11 +508,41 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     # level sqrt(eps) (eps^(1/4) is the line), and no pair is passed off as
     # converged; nor is one whose true residual exceeds twice the tolerance
     # (or the accuracy standard, 30 n eps ||A||, that a solve at tol=0 meets).
+    believed = converged
     converged = converged & (res <= max(2.0 * threshold, 30.0 * n * eps * anorm) * scale)
-    if not departure <= eps ** 0.25:
+    lost = not departure <= eps ** 0.25
+    if lost:
         converged[:] = False
+    if skip > 0.0 and (lost or bool(hx.any(believed & ~converged))):
+        # Semi-orthogonality rests on a Hermitian operator exact to rounding;
+        # products accurate to 1e-7 only (float32 data in a float64 solve)
+        # break it: the caller runs again with full reorthogonalisation.
+        raise _LostOrthogonality(n_iter, op.n_matvec - matvec0)
+    if not want_vectors:
+        res, X = hx.full(k, hx.nan), None
     info = ConvergenceInfo(converged, res, n_iter, op.n_matvec - matvec0, info_hist)
     return EighResult(w_out, X, info=info)
+
+
+class _LostOrthogonality(Exception):
+    """A semi-orthogonal run whose final check failed (see :func:`_solve`)."""
+
+    def __init__(self, n_iter: int, n_matvec: int):
+        super().__init__(n_iter, n_matvec)
+        self.n_iter, self.n_matvec = n_iter, n_matvec
+
+
+def _solve(op: LinearOperator, k: int, **kwargs: Any) -> EighResult:
+    """:func:`_impl`, run again with full reorthogonalisation when a semi-orthogonal
+    run's final check finds its basis lost orthogonality or its flags wrong."""
+    try:
+        return _impl(op, k, **kwargs)
+    except _LostOrthogonality as lost:
+        spent = (lost.n_iter, lost.n_matvec)
+    result = _impl(op, k, full_reorthogonalisation=True, **kwargs)
+    info = result.info._replace(n_iter=result.info.n_iter + spent[0],
+                                n_matvec=result.info.n_matvec + spent[1])
+    return EighResult(result.eigenvalues, result.eigenvectors, info=info)
 
 
 def _final_rayleigh_ritz(xp: Any, pair: list, w: Any, *, cplx: bool, eps: float) -> tuple:
@@ -732,7 +763,7 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     return_eigenvectors = val.check_bool(return_eigenvectors, name="return_eigenvectors")
     op, k, which, v0, ncv, maxiter, tol, rng, caller = _prepare(
         A, k, which, v0, ncv, maxiter, tol, rng, callback, on_nonconvergence)
-    result = _impl(op, k, which=which, ncv=ncv, block_size=min(DEFAULT_BLOCK_SIZE, ncv - k),
+    result = _solve(op, k, which=which, ncv=ncv, block_size=min(DEFAULT_BLOCK_SIZE, ncv - k),
                    keep=_default_policy(A, op.shape[0], ncv), maxiter=maxiter, tol=tol,
                    v0=v0, rng=rng, callback=callback, want_vectors=return_eigenvectors)
     result = _to_caller(result, caller)
@@ -799,7 +830,7 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
         block_size = min(DEFAULT_BLOCK_SIZE, ncv - k)
     block_size = val.check_int(block_size, name="block_size", low=1, high=ncv - k,
                                rule=f"1 <= block_size <= ncv - k = {ncv - k}")
-    result = _impl(op, k, which=which, ncv=ncv, block_size=block_size, keep=policy,
+    result = _solve(op, k, which=which, ncv=ncv, block_size=block_size, keep=policy,
                    maxiter=maxiter, tol=tol, v0=v0,
                    rng=rng, callback=callback, want_vectors=True)
     result = _to_caller(result, caller)
