@@ -8,10 +8,12 @@ computed from its eigendecomposition ``A = V diag(λ) Vᴴ`` as
 for larger ``n``); the reconstruction is one batched matrix product, ``W Wᴴ``
 with ``W = V diag(sqrt f(λ))`` when ``f >= 0`` (square roots, inverse square
 roots, exponentials, powers of positive matrices), ``(V diag f(λ)) Vᴴ``
-otherwise, followed by ``(X + Xᴴ) / 2``, which makes the result Hermitian to
-the last bit.  The polar decomposition ``A = U H`` comes from the singular
-value decomposition of the namespace (``xp.linalg.svd``) or from the scaled
-Newton-Schulz iteration ``X <- X (3I - XᴴX) / 2``, matrix products only.
+otherwise, followed by ``X/2 + Xᴴ/2``, which makes the result Hermitian to
+the last bit (halving first, it cannot overflow where ``X`` does not).  The
+polar decomposition ``A = U H`` comes from the singular value decomposition
+of the namespace (``xp.linalg.svd``) or from the scaled Newton-Schulz
+iteration ``X <- X (3I - XᴴX) / 2``, matrix products only, on ``A`` scaled
+by a power of two (exact) so that its norm neither overflows nor underflows.
 
 Storage: ``(..., n, n)`` stacks in (``(..., m, n)``, ``m >= n``, for
 :func:`polar`), results of the same shape in the caller's namespace, dtype
@@ -19,8 +21,11 @@ and device.
 
 Host synchronisation: the finiteness check of the input, the convergence
 flags of the eigensolver and, without ``clip=True``, the smallest eigenvalue
-of every matrix for the definiteness check; Newton-Schulz brings one scalar
-per matrix to the host per iteration.
+of every matrix for the definiteness check; for ``expm`` and ``powm``,
+whether some ``f(λ)`` is large enough for the product to overflow and, if
+so, the power of two that scales each matrix.
+Newton-Schulz brings one scalar per matrix to the host to scale ``A``, then
+one per iteration.
 """
 
 from __future__ import annotations
@@ -84,6 +89,8 @@ def _validate_stack(A: Any, *, name: str = "A", tall: bool = False,
     if ns.is_dask_array(A):
         raise NotImplementedError(f"`{name}`: Dask arrays are not supported by the matrix "
                                   f"functions; map them over the chunks of the batch.")
+    if ns.is_torch_array(A) and A.requires_grad:
+        A = A.detach()                    # not differentiable: read detached
     if dtype != A.dtype:
         A = xp.astype(A, dtype)
     if UPLO is None:
@@ -125,7 +132,11 @@ def _definite(xp: Any, w: Any, *, strict: bool, clip: bool, fname: str,
     ``strict=False`` (semi-definite): every ``λ >= -n eps max|λ|`` is needed;
     eigenvalues in between are rounding noise and become 0 (with ``clip`` all
     negative eigenvalues do).  ``strict=True`` (definite): every ``λ > n eps
-    max|λ|``; with ``clip``, eigenvalues below that floor are raised to it.
+    max|λ|``; with ``clip``, the eigenvalues the check would reject (at or
+    below the floor) are raised to it, and no other.  Where the floor
+    underflows to 0 (``max|λ|`` subnormal, or 0), every positive eigenvalue
+    passes the check and is kept; the others are raised to the smallest
+    positive number of the dtype, the floor rounded up.
     """
     floor = _floor(xp, w)
     if not clip:
@@ -154,7 +165,9 @@ def _definite(xp: Any, w: Any, *, strict: bool, clip: bool, fname: str,
         return xp.where(w > zero, w, zero)
     if not clip:
         return w
-    tiny = xp.finfo(w.dtype).smallest_normal
+    # The smallest subnormal, 2^-1074 (float64) or 2^-149 (float32), exactly.
+    finfo = xp.finfo(w.dtype)
+    tiny = float(finfo.smallest_normal) * float(finfo.eps)
     lo = xp.where(floor > 0, floor, xp.full_like(floor, tiny))[..., None]
     return xp.where(w > lo, w, lo)
 
@@ -170,9 +183,7 @@ def _reconstruct(xp: Any, V: Any, *, fw: Any = None, half: Any = None,
 
     Give ``half`` with ``half² = f`` when ``f >= 0`` (then ``W Wᴴ`` with
     ``W = V diag(half)``), else ``fw = f``.  One batched product, then the
-    average with the conjugate transpose: its ``(i, j)`` entry and the
-    conjugate of its ``(j, i)`` entry add the same two numbers (IEEE addition
-    commutes, conjugation and halving are exact), so they are equal bitwise.
+    average with the conjugate transpose, :func:`_symmetrise`.
 
     Functions that can overflow (``exp``, powers) also give
     ``log_weight(xp, mask)``, the log of ``|half|`` (or ``|fw|``) where
@@ -181,7 +192,9 @@ def _reconstruct(xp: Any, V: Any, *, fw: Any = None, half: Any = None,
     scaled down by their matrix's largest, multiplied separately and scaled
     back after the product: an entry that overflows is ``±inf`` with its
     true sign, an entry the large weights do not reach keeps the value of
-    the others (a plain product would make ``0 · inf = NaN`` of both).
+    the others (a plain product would make ``0 · inf = NaN`` of both).  The
+    scale is a power of two, applied exactly to weights that are finite, so
+    that a result near the largest float keeps the accuracy of the others.
     """
     squared = half is not None
     weights = half if squared else fw
@@ -195,17 +208,55 @@ def _reconstruct(xp: Any, V: Any, *, fw: Any = None, half: Any = None,
             logs = xp.where(big, log_weight(xp, big), xp.asarray(-xp.inf, dtype=real))
             shift = xp.max(logs, axis=-1, keepdims=True) - big_log
             shift = xp.where(shift > 0, shift, xp.zeros_like(shift))   # no big weight: 0
-            scaled = xp.where(big, xp.sign(weights) * xp.exp(logs - shift),
-                              xp.zeros_like(weights))
+            # The shift rounded up to a power of two 2^k, applied as two
+            # factors 2^(k//2), 2^(k - k//2) (each representable): finite
+            # weights are scaled down and the product scaled back exactly.
+            # Weights that overflowed, and matrices whose 2^k is beyond the
+            # two factors, take exp(log - shift) and exp(shift) instead.
+            hx = ns.numpy_namespace()
+            shift_h = hx.asarray(ns.to_host_numpy(shift), dtype=hx.float64)
+            emax = math.frexp(float(xp.finfo(real).max))[1]
+            k = hx.ceil(shift_h / math.log(2.0))
+            ok_h = k <= 2 * (emax - 2)
+            k = hx.where(ok_h, k, 0.0).astype(hx.int64)
+            k1 = k // 2
+
+            def dev(a: Any) -> Any:
+                return xp.astype(ns.from_host_numpy(a, xp, like=weights), real)
+
+            ok = dev(ok_h.astype(hx.float64)) > 0
+            down1, down2 = dev(hx.ldexp(1.0, -k1)), dev(hx.ldexp(1.0, k1 - k))
+            up1, up2 = dev(hx.ldexp(1.0, k1)), dev(hx.ldexp(1.0, k - k1))
+            shift = xp.where(ok, dev(k * math.log(2.0)), shift)
+            by_log = xp.sign(weights) * xp.exp(logs - shift)
+            exact = xp.isfinite(weights) & ok
+            scaled = xp.where(exact, weights * down1 * down2, by_log)
+            scaled = xp.where(big, scaled, xp.zeros_like(weights))
             rest = xp.where(big, xp.zeros_like(weights), weights)
             Xb = _weighted_product(xp, V, scaled, squared)
             X = _weighted_product(xp, V, rest, squared)
-            factor = xp.astype(xp.exp(shift)[..., None], V.dtype)
-            up = Xb * factor * factor if squared else Xb * factor
+            # exp(shift) only where the powers of two are not used (0 * inf: NaN)
+            by_exp = xp.exp(xp.where(ok, xp.zeros_like(shift), shift))
+            ok = ok[..., None]
+            up1, up2, by_exp = (xp.astype(a[..., None], V.dtype) for a in (up1, up2, by_exp))
+            up = xp.where(ok, Xb * up1 * up2, Xb * by_exp)
+            if squared:
+                up = xp.where(ok, up * up1 * up2, up * by_exp)
             X = xp.where(Xb == 0, X, up + X)
-            return X * 0.5 + _mH(xp, X) * 0.5         # near the largest float: no overflow
+            return _symmetrise(xp, X)
     X = _weighted_product(xp, V, weights, squared)
-    return (X + _mH(xp, X)) * 0.5
+    return _symmetrise(xp, X)
+
+
+def _symmetrise(xp: Any, X: Any) -> Any:
+    """``X/2 + Xᴴ/2``: Hermitian to the last bit, and finite wherever ``X`` is.
+
+    Entry ``(i, j)`` and the conjugate of entry ``(j, i)`` add the same two
+    numbers (IEEE addition commutes, conjugation and halving are exact), so
+    they are equal bitwise.  Halving before adding, unlike ``(X + Xᴴ)/2``,
+    cannot overflow for entries above half the largest float.
+    """
+    return X * 0.5 + _mH(xp, X) * 0.5
 
 
 def _weighted_product(xp: Any, V: Any, weights: Any, squared: bool) -> Any:
@@ -323,9 +374,11 @@ def inv_sqrtm(A: Any, *, clip: bool = False, UPLO: str = "L") -> Any:
         Real symmetric or complex Hermitian positive definite stack.
     clip : bool, default=False
         When False, an eigenvalue at or below ``n eps max|λ|`` (per matrix)
-        raises ``ValueError``.  When True, eigenvalues below that floor are
-        raised to it (a regularised inverse square root, ``||result||`` at
-        most ``(n eps max|λ|)^{-1/2}``).
+        raises ``ValueError``.  When True, those eigenvalues, and no others,
+        are raised to that floor (a regularised inverse square root,
+        ``||result||`` at most ``(n eps max|λ|)^{-1/2}``); where the floor
+        underflows to 0 (``max|λ|`` subnormal), positive eigenvalues are kept
+        and the others raised to the smallest positive number of the dtype.
     UPLO : {'L', 'U'}, default='L'
         Which triangle of ``A`` is read.
 
@@ -380,7 +433,9 @@ def expm(A: Any, *, UPLO: str = "L") -> Any:
     ``exp(A) = V diag(e^λ) Vᴴ`` from :func:`eigarray.eigh_batched`,
     assembled as ``W Wᴴ`` with ``W = V diag(e^{λ/2})``: Hermitian positive
     definite, exactly Hermitian.  Unlike Padé scaling and squaring, the
-    accuracy does not depend on ``||A||``.
+    cost does not depend on ``||A||`` (there are no squarings); the
+    relative error grows with ``||A||``, the condition number of the
+    exponential of a Hermitian matrix, as that of any method does.
 
     Parameters
     ----------
@@ -445,7 +500,10 @@ def logm(A: Any, *, clip: bool = False, UPLO: str = "L") -> Any:
         Real symmetric or complex Hermitian positive definite stack.
     clip : bool, default=False
         When False, an eigenvalue at or below ``n eps max|λ|`` (per matrix)
-        raises ``ValueError``; when True it is raised to that floor.
+        raises ``ValueError``; when True it is raised to that floor (where
+        the floor underflows to 0, ``max|λ|`` subnormal, positive eigenvalues
+        are kept and the others raised to the smallest positive number of
+        the dtype).  A matrix that passes the check is never changed.
     UPLO : {'L', 'U'}, default='L'
         Which triangle of ``A`` is read.
 
@@ -527,8 +585,8 @@ def powm(A: Any, p: float, *, clip: bool = False, UPLO: str = "L") -> Any:
         As :func:`sqrtm`, a non-finite ``p``, or a matrix that is not
         (semi-)definite when ``p`` needs it.
     TypeError
-        For a ``p`` that is not a real number, half precision or a
-        non-numeric dtype.
+        For a ``p`` that is not a real number or a non-numeric dtype (half
+        precision promotes to float32).
 
     Warns
     -----
@@ -614,7 +672,8 @@ def funm(A: Any, f: Callable[[Any], Any], *, UPLO: str = "L") -> Any:
         As :func:`expm`, or when ``f`` returns an array of another shape or a
         complex dtype (the result would not be Hermitian).
     TypeError
-        When ``f`` is not callable or does not return an array.
+        When ``f`` is not callable or does not return an array of the
+        namespace of its input (a NumPy array for a torch input, say).
 
     Warns
     -----
@@ -647,6 +706,14 @@ def funm(A: Any, f: Callable[[Any], Any], *, UPLO: str = "L") -> Any:
         fw = f(w)
         if not hasattr(fw, "shape") or not hasattr(fw, "dtype"):
             raise TypeError(f"`f` must return an array; got {type(fw).__name__}.")
+        try:
+            same = ns.same_namespace(ns.array_namespace(fw), xp)
+        except TypeError:
+            same = False
+        if not same:
+            raise TypeError(f"`f` must return an array of the namespace of its input "
+                            f"({type(w).__module__}.{type(w).__name__}); got "
+                            f"{type(fw).__module__}.{type(fw).__name__}.")
         if tuple(fw.shape) != tuple(w.shape):
             raise ValueError(f"`f` must return an array of the shape of its input "
                              f"{tuple(w.shape)}; got shape {tuple(fw.shape)}.")
@@ -670,7 +737,9 @@ def polar(A: Any, *, method: str = "svd", tol: float | None = None,
     semi-definite, the convention of ``scipy.linalg.polar(a, side='right')``.
     With ``method='svd'``, ``A = P diag(σ) Qᴴ`` from the namespace's
     batched ``xp.linalg.svd`` gives ``U = P Qᴴ`` and ``H = Q diag(σ) Qᴴ``.
-    With ``method='newton_schulz'``, ``X_0 = A / ||A||_F`` and
+    With ``method='newton_schulz'``, ``X_0 = A / ||A||_F`` (``A`` first
+    scaled by a power of two, exactly, so that ``||A||_F`` neither
+    overflows nor underflows) and
     ``X_{k+1} = X_k (3I - X_kᴴX_k) / 2`` (matrix products only, the
     GPU-friendly choice), which drives every singular value to 1, linearly
     (by a factor of about 1.5) while it is small and quadratically near 1,
@@ -684,9 +753,10 @@ def polar(A: Any, *, method: str = "svd", tol: float | None = None,
         How ``U`` is found.
     tol : float, optional
         Newton-Schulz only: stop when ``||XᴴX - I||_F <= tol`` for every
-        matrix.  Default ``10 n eps`` (``eps`` of the working dtype), and
-        then one more step unless the iteration is at rounding level, so
-        that ``U`` is orthonormal to working precision.
+        matrix.  ``None`` (the default) or ``0`` mean working precision, as
+        elsewhere in eigarray: ``tol = 10 n eps`` (``eps`` of the working
+        dtype), and then one more step unless the iteration is at rounding
+        level, so that ``U`` is orthonormal to working precision.
     max_iter : int, optional
         Newton-Schulz only: most iterations, default 100, enough for
         ``cond(A)`` up to about ``10^15`` in double precision
@@ -734,7 +804,8 @@ def polar(A: Any, *, method: str = "svd", tol: float | None = None,
     synchronisation beyond the finiteness check.  ``newton_schulz``: two
     batched products per iteration (``m n^2`` and ``n^2 m`` multiply-adds)
     and one host synchronisation per iteration (``||XᴴX - I||_F`` of every
-    matrix).  ``U`` is unique, and ``H = (AᴴA)^{1/2}``, when ``A`` has full
+    matrix), plus one before the first (the largest entry of every matrix,
+    for the scaling).  ``U`` is unique, and ``H = (AᴴA)^{1/2}``, when ``A`` has full
     column rank.
 
     References
@@ -754,11 +825,11 @@ def polar(A: Any, *, method: str = "svd", tol: float | None = None,
     val.check_choice(on_nonconvergence, ("warn", "raise"), name="on_nonconvergence")
     xp, A = _validate_stack(A, tall=True)
     n = int(A.shape[-1])
-    polish = tol is None
-    if tol is None:
-        tol = 10.0 * max(n, 1) * ns.eps(xp, A.dtype)
-    else:
+    if tol is not None:
         tol = val.check_tol(tol, name="tol")
+    polish = not tol                      # None or 0: working precision
+    if polish:
+        tol = 10.0 * max(n, 1) * ns.eps(xp, A.dtype)
     iters = val.check_int(_NS_MAX_ITER if max_iter is None else max_iter,
                           name="max_iter", low=0)
     assert iters is not None
@@ -779,15 +850,39 @@ def _polar_svd(xp: Any, A: Any) -> PolarResult:
     return PolarResult(U, H, info=info)
 
 
+def _pow2_scaled(xp: Any, A: Any) -> Any:
+    """Each matrix of ``A`` times the power of two that puts ``max|a_ij|`` in [1/2, 1).
+
+    One host synchronisation (the largest entry of every matrix).  The power
+    is applied as two factors, each representable in the dtype (``2^1074``,
+    for a float64 matrix of subnormals, is not), which keeps the product exact.
+    """
+    if math.prod(int(d) for d in A.shape) == 0:
+        return A
+    hx = ns.numpy_namespace()
+    amax = ns.to_host_numpy(xp.max(xp.abs(A), axis=(-2, -1)))
+    _, e = hx.frexp(hx.asarray(amax, dtype=hx.float64))       # e = 0 for a zero matrix
+    k1 = (-e) // 2
+    factors = [hx.ldexp(1.0, k).astype(amax.dtype) for k in (k1, -e - k1)]
+    for f in factors:
+        f = xp.astype(ns.from_host_numpy(hx.reshape(f, amax.shape), xp, like=A), A.dtype)
+        A = A * f[..., None, None]
+    return A
+
+
 def _polar_newton_schulz(xp: Any, A: Any, *, tol: float, max_iter: int,
                          polish: bool) -> PolarResult:
     hx = ns.numpy_namespace()
     batch = tuple(A.shape[:-2])
     n = int(A.shape[-1])
     eye = xp.eye(n, dtype=A.dtype, device=ns.device(A))
-    nrm = xp.linalg.matrix_norm(A, ord="fro")
+    # U is that of any multiple of A: scale each matrix by a power of two
+    # first (exact), so that the sum of squares in ||A||_F can neither
+    # overflow nor underflow; H is formed from A itself below.
+    X = _pow2_scaled(xp, A)
+    nrm = xp.linalg.matrix_norm(X, ord="fro")
     nrm = xp.where(nrm > 0, nrm, xp.ones_like(nrm))
-    X = A / xp.astype(nrm, A.dtype)[..., None, None]
+    X = X / xp.astype(nrm, A.dtype)[..., None, None]
     history: list[float] = []
     n_iter = 0
     floor = n * ns.eps(xp, A.dtype)
@@ -807,8 +902,7 @@ def _polar_newton_schulz(xp: Any, A: Any, *, tol: float, max_iter: int,
         X = X @ ((3.0 * eye - G) * 0.5)
         n_iter += 1
     err = hx.reshape(err, batch)
-    H = _mH(xp, X) @ A
-    H = (H + _mH(xp, H)) * 0.5
+    H = _symmetrise(xp, _mH(xp, X) @ A)
     info = ConvergenceInfo(err <= tol, err, n_iter, 0,
                            {"orthogonality": hx.asarray(history, dtype=hx.float64)})
     return PolarResult(X, H, info=info)
