@@ -100,7 +100,9 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
     ------
     ValueError
         For ``ndim < 2``, non-square trailing dimensions, NaN or Inf in the
-        triangle read, or a bad ``UPLO``, ``sort``, ``tol`` or ``max_sweeps``.
+        triangle read (not tested for Dask arrays, which stay lazy: NaN
+        there gives NaN eigenpairs), or a bad ``UPLO``, ``sort``, ``tol`` or
+        ``max_sweeps``.
     TypeError
         For a dtype that is neither numeric nor boolean.
     NoConvergence
