@@ -19,14 +19,17 @@ Steps, per block of ``L`` matrices:
    power of two that brings its largest entry into ``[0.5, 1)`` (exact: no
    overflow or underflow later on; the eigenvalues are scaled back at the end);
 2. tridiagonalise: for ``k = 0 .. n-2`` the reflector ``H_k = I - tau v v^H``
-   (LAPACK's ``?larfg``, with a rescaled retry for columns of tiny entries)
-   makes column ``k`` real tridiagonal, and ``W <- H_k^H W H_k`` updates the
+   (LAPACK's ``?larfg``, its norm a float64 sum of squares for every dtype,
+   with a rescaled retry for float64 columns of tiny entries) makes column
+   ``k`` real tridiagonal, and ``W <- H_k^H W H_k`` updates the
    upper triangle (a symmetric matrix-vector product and a rank-2 update);
    ``v`` is kept in row ``k`` of ``W``;
 3. form ``Q = H_0 ... H_{n-2}`` by backward accumulation, stored transposed
    (``Qt[j, i] = Q[i, j]``, so that a column of ``Q`` is contiguous);
 4. QL: ``tql2`` on the real tridiagonal matrix (``d``, ``e`` in float64 for
-   every dtype), the lanes in lockstep but each on its own eigenvalue: a
+   every dtype), ``e[m]`` negligible when ``|e[m]| <= eps ||T||_1`` (the
+   normwise test, which a cluster of eigenvalues at roundoff level also
+   meets), the lanes in lockstep but each on its own eigenvalue: a
    chase runs over the union of the lanes' unreduced ranges, and a lane
    outside its own range, or whose chase has stopped, gets the identity
    rotation, so each matrix sees exactly the arithmetic it would see alone;
@@ -74,6 +77,8 @@ LANES = 16
 # (the lane block's scratch, 2 n^2 16 values, leaves L2 beyond n ~ 100);
 # a near-tie goes to this kernel at 128, the size the benchmark reports.
 TRIDIAGONAL_MAX_N = 128
+# float64 sums of squares (float32 data is squared in float64, where it can
+# neither underflow nor overflow):
 _SQ_LO = 2.0 ** -960   # a sum of squares above this lost nothing to underflow
 _SQ_HI = 2.0 ** 960    # ... and below this nothing overflowed
 _UP = 2.0 ** 600       # rescales a column of tiny entries before its reflector
@@ -123,7 +128,14 @@ def _tridiagonalize(W, d, e, tau, P, V, acc, rs, sc, s2):
     ``W[k, k+1:]``, ``tau[k]`` the reflector ``H_k = I - tau v v^H``.
     The column below the diagonal is the conjugate of the row right of it,
     so the reflector reads row ``k``.  ``P``, ``V`` (``(n, L)``), ``acc``,
-    ``rs``, ``sc``, ``s2`` (``(L,)``) are scratch.
+    ``rs``, ``sc``, ``s2`` (``(L,)``) are scratch; ``rs`` is float64 or
+    complex128 whatever the dtype of ``W``.
+
+    The reflector's norm is a float64 sum of squares for every dtype, so
+    float32 data never underflows in it.  A float64 column whose sum of
+    squares is below ``_SQ_LO`` (it may have underflowed to zero, or lost
+    digits to subnormals) is rescaled by ``_UP`` first; after that the norm
+    is zero only for a zero column, which gets ``H = I``.
     """
     n = W.shape[0]
     L = W.shape[2]
@@ -135,17 +147,21 @@ def _tridiagonalize(W, d, e, tau, P, V, acc, rs, sc, s2):
         for j in range(k + 2, n):
             for l in range(L):
                 x = W[k, j, l]
-                s2[l] += x.real * x.real + x.imag * x.imag
+                xr = np.float64(x.real)
+                xi = np.float64(x.imag)
+                s2[l] += xr * xr + xi * xi
         tiny = False
         for l in range(L):
             a = W[k, k + 1, l]
-            t2 = s2[l] + a.real * a.real + a.imag * a.imag
-            tiny |= (t2 < _SQ_LO) & (t2 > 0.0)
-        if tiny:  # rare: rescale the lanes whose column is tiny, and redo them
+            ar = np.float64(a.real)
+            ai = np.float64(a.imag)
+            tiny |= s2[l] + ar * ar + ai * ai < _SQ_LO
+        if tiny:  # rare (or a zero column): rescale the tiny lanes, and redo them
             for l in range(L):
                 a = W[k, k + 1, l]
-                t2 = s2[l] + a.real * a.real + a.imag * a.imag
-                sc[l] = _UP if t2 < _SQ_LO else 1.0
+                ar = np.float64(a.real)
+                ai = np.float64(a.imag)
+                sc[l] = _UP if s2[l] + ar * ar + ai * ai < _SQ_LO else 1.0
                 s2[l] = 0.0
             for j in range(k + 2, n):
                 for l in range(L):
@@ -161,7 +177,7 @@ def _tridiagonalize(W, d, e, tau, P, V, acc, rs, sc, s2):
             bs = 1.0 if keep else beta
             tau[k, l] = 0.0 if keep else (bs - alpha) / bs
             den = alpha - bs if not keep else alpha - alpha + 1.0
-            rs[l] = sc[l] / den
+            rs[l] = 1.0 / den  # |den| >= |beta| >= 2**-480: finite
             e[k, l] = (ar if keep else beta) / sc[l]
             d[k, l] = W[k, k, l].real
         for l in range(L):
@@ -169,7 +185,7 @@ def _tridiagonalize(W, d, e, tau, P, V, acc, rs, sc, s2):
             W[k, k + 1, l] = 1.0
         for j in range(k + 2, n):
             for l in range(L):
-                vj = W[k, j, l].conjugate() * rs[l]
+                vj = W[k, j, l].conjugate() * sc[l] * rs[l]
                 V[j, l] = vj
                 W[k, j, l] = vj
         # P = tau W22 v from the upper triangle: row j of it gives P[j] (a
@@ -238,19 +254,32 @@ def _form_q(W, tau, Qt, U, tv):
 
 
 @njit(cache=True, error_model="numpy")
-def _ql(d, e, Qt, tol, want_vectors, lo, ml, go, st, its, fail, s, c, p, g, F, BB, R, C, S):
+def _ql(d, e, Qt, tol, want_vectors, lo, ml, go, st, its, fail, s, c, p, g, F, BB, R, C, S,
+        tn):
     """Implicit QL (``tql2``) on every lane; rotations applied to ``Qt``.
 
     Each lane works on its own eigenvalue ``lo[l]`` (``tql2``'s ``l``), so
     that a lane which needs fewer chases for it does not wait for the
     others.  A pass over ``m`` first moves every ``lo`` past the negligible
-    ``e[lo]`` (``|e[m]| <= tol (|d[m]| + |d[m+1]|)``) and finds the lane's
-    first negligible ``e[m]`` beyond it (``ml``); then one chase runs from
+    ``e[lo]`` and finds the lane's first negligible ``e[m]`` beyond it
+    (``ml``); then one chase runs from
     the largest ``ml`` down to the smallest ``lo``, and a lane gets the
     identity rotation outside its own range ``lo <= i < ml``, or after its
     chase stopped early (a zero rotation radius, ``st``).  ``fail[l]`` is
     set when an eigenvalue took more than ``_MAXIT`` chases.  The other
     arguments are ``(L,)`` scratch.
+
+    ``e[m]`` is negligible when ``|e[m]| <= tol ||T||_1`` (``tn`` holds
+    ``tol ||T||_1`` per lane): a normwise test, like EISPACK ``tql2``'s
+    (which compares with the running maximum of ``|d[i]| + |e[i]|``); it
+    perturbs ``T`` by at most ``tol ||T||``, all that backward stability
+    asks.  The local test ``|e[m]| <= tol (|d[m]| + |d[m+1]|)`` of ``tqli``
+    is never met by an off-diagonal entry of a cluster of eigenvalues at
+    roundoff level (a rank-deficient or strongly graded matrix): such a
+    lane used up its ``_MAXIT`` chases and came back NaN.  ``||T||_1 >= 1/2``
+    unless ``T = 0`` (the load scaled the largest entry into ``[1/2, 1)``),
+    so the shift's ``e[lo]`` is never below ``tol / 2``: no division by
+    zero, no overflow.
     """
     n = d.shape[0]
     L = d.shape[1]
@@ -258,6 +287,13 @@ def _ql(d, e, Qt, tol, want_vectors, lo, ml, go, st, its, fail, s, c, p, g, F, B
         fail[l] = False
         lo[l] = 0
         its[l] = 0
+        tn[l] = 0.0
+    for i in range(n):
+        for l in range(L):
+            row = abs(d[i, l]) + abs(e[i, l]) + (abs(e[i - 1, l]) if i > 0 else 0.0)
+            tn[l] = max(tn[l], row)
+    for l in range(L):
+        tn[l] *= tol
     while True:
         lmin = n - 1
         for l in range(L):
@@ -265,7 +301,7 @@ def _ql(d, e, Qt, tol, want_vectors, lo, ml, go, st, its, fail, s, c, p, g, F, B
             lmin = min(lmin, lo[l])
         for m in range(lmin, n - 1):
             for l in range(L):
-                small = abs(e[m, l]) <= tol * (abs(d[m, l]) + abs(d[m + 1, l]))
+                small = abs(e[m, l]) <= tn[l]
                 done = (m == lo[l]) & small  # eigenvalue lo[l] found: next one
                 ml[l] = m if (small & (m > lo[l]) & (ml[l] == n - 1)) else ml[l]
                 lo[l] = m + 1 if done else lo[l]
@@ -379,7 +415,9 @@ def _run_blocks(A, w, V, want_vectors, b_start, nblocks, L):
     P = np.empty((n, L), A.dtype)
     Vv = np.empty((n, L), A.dtype)
     acc = np.empty(L, A.dtype)
-    rs = np.empty(L, A.dtype)
+    tv = np.empty(L, A.dtype)
+    # the reflectors' reciprocals in float64/complex128 for every dtype
+    rs = np.zeros(L, A.dtype) + np.zeros(L, np.float64)
     sc = np.empty(L, np.float64)
     s2 = np.empty(L, np.float64)
     ex = np.empty(L, np.int64)
@@ -396,6 +434,7 @@ def _run_blocks(A, w, V, want_vectors, b_start, nblocks, L):
     F = np.empty(L, np.float64)
     BB = np.empty(L, np.float64)
     R = np.empty(L, np.float64)
+    tn = np.empty(L, np.float64)
     C = np.empty(L, w.dtype)
     S = np.empty(L, w.dtype)
     col = np.empty(n, np.float64)
@@ -404,8 +443,9 @@ def _run_blocks(A, w, V, want_vectors, b_start, nblocks, L):
         _load(A, b0, W, ex)
         _tridiagonalize(W, d, e, tau, P, Vv, acc, rs, sc, s2)
         if want_vectors:
-            _form_q(W, tau, Qt, acc, rs)
-        _ql(d, e, Qt, tol, want_vectors, lo, ml, go, st, its, fail, s, c, p, g, F, BB, R, C, S)
+            _form_q(W, tau, Qt, acc, tv)
+        _ql(d, e, Qt, tol, want_vectors, lo, ml, go, st, its, fail, s, c, p, g, F, BB, R, C, S,
+            tn)
         _store(d, Qt, ex, fail, b0, w, V, want_vectors, col)
 
 
