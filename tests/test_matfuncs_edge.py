@@ -14,20 +14,12 @@ import numpy as np
 import pytest
 import scipy.linalg as sl
 from conftest import Backend, is_backend_array, to_backend
+from test_matfuncs import eps_of, host
 
 import eigarray
 from eigarray import testing
-from eigarray._namespace import to_host_numpy
 
 DOCS = pathlib.Path(__file__).resolve().parent.parent / "docs"
-
-
-def host(x):
-    return np.asarray(to_host_numpy(x))
-
-
-def eps_of(dtype):
-    return float(np.finfo(np.dtype(dtype)).eps)
 
 
 def relative(X, ref, eps):
