@@ -568,6 +568,16 @@ def _check_n_components(value: Any, *, m: int, d: int, solver: str, allow_fracti
     return val.check_int(value, name="n_components", low=1, high=high, rule=rule)
 
 
+def _resolve_fraction(k: Any, all_ev: Any, total: Any, *, limit: int) -> int:
+    """``k`` itself, or for a fraction the fewest components whose explained
+    variance exceeds it (scikit-learn's rule), at most ``limit``."""
+    if not isinstance(k, float):
+        return k
+    hx = ns.numpy_namespace()
+    ratio = ns.to_host_numpy(all_ev / total)
+    return min(int(hx.searchsorted(hx.cumulative_sum(ratio), k, side="right")) + 1, limit)
+
+
 # Products with ``X - 1 μᵀ`` formed as ``X V - 1 (μᵀ V)`` carry rounding
 # errors of order eps ||X||, not eps ||X - 1 μᵀ||: where the data's offset
 # makes the first more than this many times the second, the data is centred
@@ -982,10 +992,7 @@ class EigenLayer(_Estimator):
                                 allow_fraction=True, cls=type(self).__name__)
         all_ev = s2 / (m - 1)
         total = scatter / (m - 1)
-        if isinstance(k, float):
-            ratio = ns.to_host_numpy(all_ev / total)
-            hx = ns.numpy_namespace()
-            k = min(int(hx.searchsorted(hx.cumulative_sum(ratio), k, side="right")) + 1, m)
+        k = _resolve_fraction(k, all_ev, total, limit=m)
         self._store(xp, V[:k, ...], all_ev[:k], sigma[:k], mean, total, m=m, d=d,
                     whiten=whiten, all_ev=all_ev, dtype=X.dtype)
 
@@ -1087,11 +1094,7 @@ class EigenLayer(_Estimator):
         w, V = eigh_batched(xp.reshape(C, (1, d, d)), sort="descending")
         all_ev = xp.clip(w[0, ...], min=0.0)
         total = xp.sum(xp.linalg.diagonal(C))
-        if isinstance(k, float):
-            ratio = ns.to_host_numpy(all_ev / total)
-            hx = ns.numpy_namespace()
-            k = int(hx.searchsorted(hx.cumulative_sum(ratio), k, side="right")) + 1
-            k = min(k, min(m, d))
+        k = _resolve_fraction(k, all_ev, total, limit=min(m, d))
         ev = all_ev[:k]
         S = xp.sqrt(ev * (m - 1))
         self._store(xp, V[0, :, :k].T, ev, S, mean_acc, total, m=m, d=d, whiten=whiten,
