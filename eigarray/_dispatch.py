@@ -192,8 +192,8 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
     count, and a ``prange`` over LAPACK beyond (see ``docs/batched.rst`` for
     the measured crossovers).  Returns ``(w, V,
     sweeps, off)`` as NumPy arrays (``V`` None without vectors); ``sweeps``
-    is 0 and ``off`` 0 on the non-Jacobi paths, except ``sweeps = -1`` for a
-    matrix whose QL iteration failed (NaN eigenvalues).
+    is 0 and ``off`` 0 on the non-Jacobi paths, except ``sweeps = -1`` and
+    ``off`` NaN for a matrix whose QL iteration failed (NaN eigenvalues).
     """
     kernels = _jacobi_kernels()
     Bn, n = A.shape[0], A.shape[-1]
@@ -218,7 +218,8 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
                                     np.swapaxes(A, -1, -2))
         _launch(_tridiagonal_kernel().tridiagonal_eigh, np.ascontiguousarray(work), w, V,
                 want_vectors)
-        sweeps[np.isnan(w).any(axis=-1)] = -1
+        failed = np.isnan(w).any(axis=-1)
+        sweeps[failed], off[failed] = -1, np.nan
     else:
         # LAPACK reads the lower triangle.
         work = A if not upper else (np.swapaxes(A, -1, -2).conj() if cplx else

@@ -91,7 +91,10 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
         ``result.info.history`` holds ``"sweeps"`` (per matrix) and ``"off"``
         (the relative off-diagonal measure reached, per matrix), and
         ``result.info.n_iter`` the largest sweep count (``max_sweeps`` when
-        some matrix did not converge).  For Dask input the
+        some matrix did not converge).  Matrices of order 25 to 128 in a
+        stack of at least 8 go through a Householder + QL kernel instead
+        (see Notes): their sweep count and measure are 0, or -1 and NaN
+        (eigenvalues NaN too) for a matrix whose QL iteration failed.  For Dask input the
         result stays lazy, ``info`` is None, and eigenvalues of a matrix that
         did not converge are NaN.  Not differentiable: a torch tensor that
         requires gradients is read detached, and the results carry none.
@@ -177,12 +180,28 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
 
     result = eigh_impl(xp, A, UPLO=UPLO, tol=tol, max_sweeps=max_sweeps, sort=sort,
                        eigenvectors=eigenvectors)
-    report_nonconvergence(result, on_nonconvergence, what="matrices", steps="sweeps",
-                          measure="relative off-diagonal measure")
+    report(result, on_nonconvergence)
     return result
 
 
 jacobi_eigh = eigh_batched
+
+
+def report(result: EighResult, policy: str, what: str = "matrices") -> None:
+    """:func:`report_nonconvergence` worded for the kernel that failed.
+
+    Jacobi reports the sweeps it used and the off-diagonal measure it
+    reached; a failed QL iteration (measure NaN) has neither.
+    """
+    hx = ns.numpy_namespace()
+    info = result.info
+    failed = ~info.converged
+    message = None
+    if bool(failed.any()) and bool(hx.all(hx.isnan(info.residual_norms[failed]))):
+        message = (f"{int(failed.sum())} of {failed.size} {what} did not converge: the "
+                   f"tridiagonal QL iteration failed, and their eigenvalues are NaN.")
+    report_nonconvergence(result, policy, what=what, steps="sweeps",
+                          measure="relative off-diagonal measure", message=message)
 
 
 def eigh_impl(xp: Any, A: Any, *, UPLO: str, tol: float, max_sweeps: int,
@@ -207,7 +226,8 @@ def eigh_impl(xp: Any, A: Any, *, UPLO: str, tol: float, max_sweeps: int,
     converged = sweeps_h >= 0
     # An unconverged matrix (sweeps -1) used every sweep allowed.
     used = int(sweeps_h.max()) if sweeps_h.size else 0
-    n_iter = max_sweeps if not bool(converged.all()) else used
+    jacobi_failed = ~converged & ~ns.numpy_namespace().isnan(off_h)
+    n_iter = max_sweeps if bool(jacobi_failed.any()) else max(used, 0)
     info = ConvergenceInfo(converged, off_h, n_iter, 0, {"sweeps": sweeps_h, "off": off_h})
     return EighResult(w, V, info=info)
 

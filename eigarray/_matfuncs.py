@@ -37,7 +37,7 @@ from typing import Any
 
 from . import _namespace as ns
 from . import _validate as val
-from ._jacobi import default_max_sweeps, eigh_impl, finite_triangle
+from ._jacobi import default_max_sweeps, eigh_impl, finite_triangle, report
 from ._result import (
     ConvergenceInfo,
     _ResultTuple,
@@ -104,9 +104,8 @@ def _eigh(xp: Any, A: Any, UPLO: str) -> tuple[Any, Any]:
     """Eigenvalues (ascending) and eigenvectors of a validated stack."""
     result = eigh_impl(xp, A, UPLO=UPLO, tol=ns.eps(xp, A.dtype),
                        max_sweeps=default_max_sweeps(int(A.shape[-1])))
-    report_nonconvergence(result, "warn",
-                          what="eigendecompositions (matrix function of their approximation)",
-                          steps="sweeps", measure="relative off-diagonal measure")
+    report(result, "warn",
+           what="eigendecompositions (matrix function of their approximation)")
     return result.eigenvalues, result.eigenvectors
 
 

@@ -136,11 +136,13 @@ def callback_stops(answer: Any) -> bool:
 
 
 def report_nonconvergence(result: Any, policy: str, what: str = "eigenpairs", *,
-                          steps: str = "iterations", measure: str = "residual norm") -> None:
+                          steps: str = "iterations", measure: str = "residual norm",
+                          message: str | None = None) -> None:
     """Warn about (or raise for) the pairs of ``result`` that did not converge.
 
     ``what`` names the items counted, ``steps`` the unit of ``info.n_iter``
-    and ``measure`` what ``info.residual_norms`` holds.
+    and ``measure`` what ``info.residual_norms`` holds; ``message``, when
+    given, replaces the sentence built from them.
     """
     import warnings
 
@@ -148,14 +150,13 @@ def report_nonconvergence(result: Any, policy: str, what: str = "eigenpairs", *,
     missed = int(np.count_nonzero(~info.converged))
     if missed == 0:
         return
-    res = np.asarray(info.residual_norms, dtype=float)
-    worst = float(np.nanmax(res)) if np.any(~np.isnan(res)) else float("nan")
-    applied = f" and {info.n_matvec} operator applications" if info.n_matvec else ""
-    msg = (
-        f"{missed} of {info.converged.size} {what} did not converge after "
-        f"{info.n_iter} {steps}{applied}; worst {measure} {worst:.3g}. Unconverged "
-        f"ones are flagged in `result.info.converged`."
-    )
+    if message is None:
+        res = np.asarray(info.residual_norms, dtype=float)
+        worst = float(np.nanmax(res)) if np.any(~np.isnan(res)) else float("nan")
+        applied = f" and {info.n_matvec} operator applications" if info.n_matvec else ""
+        message = (f"{missed} of {info.converged.size} {what} did not converge after "
+                   f"{info.n_iter} {steps}{applied}; worst {measure} {worst:.3g}.")
+    msg = f"{message} Unconverged ones are flagged in `result.info.converged`."
     if policy == "raise":
         raise NoConvergence(msg, result)
     warnings.warn(msg, ConvergenceWarning, stacklevel=3)

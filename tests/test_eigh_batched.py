@@ -303,6 +303,35 @@ def test_unconverged_count_and_message():
     assert not res.info.converged.any()
 
 
+def test_failed_ql_iteration_is_reported_as_such(monkeypatch):
+    # A matrix whose QL iteration fails (NaN eigenvalues, the kernel's own
+    # flag) is reported without the Jacobi sweep count and measure, which
+    # that kernel does not have.
+    from eigarray import _dispatch
+
+    real = _dispatch._tridiagonal_kernel()
+
+    class Failing:
+        TRIDIAGONAL_MAX_N, LANES = real.TRIDIAGONAL_MAX_N, real.LANES
+
+        @staticmethod
+        def tridiagonal_eigh(A, w, V, want_vectors):
+            real.tridiagonal_eigh(A, w, V, want_vectors)
+            w[2] = np.nan
+
+    monkeypatch.setattr(_dispatch, "_tridiagonal_kernel", lambda: Failing)
+    A = np.stack([testing.matrix_with_spectrum(np.arange(1.0, 33.0), rng=i)[0]
+                  for i in range(real.LANES)])
+    with pytest.warns(eigarray.ConvergenceWarning,
+                      match=r"^1 of \d+ matrices did not converge: the tridiagonal QL "
+                            r"iteration failed, and their eigenvalues are NaN\."):
+        res = eigarray.eigh_batched(A)
+    assert res.info.converged.tolist() == [i != 2 for i in range(len(A))]
+    assert res.info.n_iter == 0 and np.isnan(res.info.residual_norms[2])
+    assert np.isnan(res.eigenvalues[2]).all() and np.isfinite(res.eigenvalues[3]).all()
+    with pytest.warns(eigarray.ConvergenceWarning, match="tridiagonal QL iteration failed"):
+        eigarray.sqrtm(A)
+
 @pytest.mark.parametrize("UPLO", ["L", "U"])
 def test_nan_in_the_ignored_triangle_is_ignored(UPLO):
     # As numpy.linalg.eigh: only the triangle UPLO names is read.
