@@ -721,20 +721,41 @@ def svd_impl(op: LinearOperator, k: int, *, tol: float, maxiter: int | None,
 # spectral norm with a persistent state
 
 
-def _normalize(xp: Any, x: Any) -> Any:
-    """``x / ||x||``, and the zero vector for a zero ``x`` (no host synchronisation).
+def _normalize(xp: Any, x: Any, fallback: Any = None) -> Any:
+    """``x / ||x||``, and ``fallback`` (or the zero vector) for a zero ``x``.
 
-    ``x`` is divided by its largest magnitude first, so that the squares the
-    norm sums neither overflow nor underflow, whatever the scale of ``A``.
-    An empty ``x`` (an ``A`` with no rows or columns) is returned as it is.
+    No host synchronisation: the choice is an elementwise ``where``.  ``x``
+    is divided by its largest magnitude first, so that the squares the norm
+    sums neither overflow nor underflow, whatever the scale of ``A``.  An
+    empty ``x`` (an ``A`` with no rows or columns) is returned as it is.
     """
     if x.shape[0] == 0:
         return x
-    for nrm in (xp.max(xp.abs(x)), None):
+    top = xp.max(xp.abs(x))
+    for nrm in (top, None):
         nrm = xp.linalg.vector_norm(x) if nrm is None else nrm
         nrm = nrm + xp.astype(nrm == 0, nrm.dtype)
         x = x / xp.astype(nrm, x.dtype) if x.dtype != nrm.dtype else x / nrm
-    return x
+    return x if fallback is None else xp.where(top == 0, fallback, x)
+
+
+# Golden angle (radians): ``cos(i * _GOLDEN_ANGLE + 1/2)`` never repeats and
+# is orthogonal to no structured vector (constants, alternating signs,
+# unit vectors), unlike the all-ones vector.
+_GOLDEN_ANGLE = 2.399963229728653
+
+
+def _restart_vector(xp: Any, n: int, dtype: Any, like: Any) -> Any:
+    """A fixed unit vector of length ``n``, built on ``like``'s device.
+
+    Where a power iteration meets a zero vector (a zero ``A``, or a start in
+    its null space), it goes on from this one instead, so that a state left
+    by a zero matrix recovers once the matrix is not zero.
+    """
+    i = xp.arange(n, device=ns.device(like))
+    f = xp.cos(xp.astype(i, ns.real_dtype(xp, dtype)) * _GOLDEN_ANGLE + 0.5)
+    f = f / xp.linalg.vector_norm(f)
+    return xp.astype(f, dtype)
 
 
 def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = None,
@@ -797,8 +818,11 @@ def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = 
     (the gradient of the largest singular value).  On JAX, which has no
     detach without importing it, gradients also flow through the iteration.
     NaN in ``A`` is not checked (no host synchronisation); it gives a NaN
-    ``σ``.  A zero ``A`` gives ``σ = 0`` and zero vectors, as does an empty
-    one (no rows or columns), as ``numpy.linalg.norm(A, 2)`` does.
+    ``σ``.  A zero ``A`` gives ``σ = 0``, as ``numpy.linalg.norm(A, 2)``
+    does, and a state of fixed unit vectors from which the next call
+    iterates (a zero vector, here or in a ``state`` handed in, is replaced
+    by them, so that a layer initialised to zero recovers once trained); an
+    empty ``A`` (no rows or columns) gives ``σ = 0`` and empty vectors.
 
     Cost per call: ``n_iter`` products with ``A`` and with ``Aᴴ``, plus one
     with ``A`` for ``σ``; no host synchronisation for dense arrays.
@@ -872,9 +896,16 @@ def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = 
                             f"part would be dropped: pass a real state.")
         v = xp.astype(v, dtype) if v.dtype != dtype else v
         u = xp.astype(u, dtype) if u.dtype != dtype else u
+    fu = fv = None
+    if n_iter and m and n:
+        # A zero u or v (a zero A, now or in the call that left the state)
+        # restarts from a fixed vector: without this a state left by a zero
+        # A stays zero, and sigma 0, whatever A becomes.
+        fu, fv = _restart_vector(xp, m, dtype, v), _restart_vector(xp, n, dtype, v)
+        v = _normalize(xp, v, fv)
     for _ in range(n_iter):
-        u = _normalize(xp, mv(v))
-        v = _normalize(xp, rmv(u))
+        u = _normalize(xp, mv(v), fu)
+        v = _normalize(xp, rmv(u), fv)
     if u is not None:
         u, v = _settle(xp, u), _settle(xp, v)   # Dask: the state is data, not a graph
     Av = A @ v if dense else mv(v)

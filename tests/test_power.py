@@ -364,6 +364,31 @@ def test_spectral_norm_complex_and_zero(rng):
     assert float(zero) == 0.0 and not np.any(np.isnan(state.v))
 
 
+def test_spectral_norm_recovers_from_a_zero_matrix_or_state(backend, rng):
+    # A layer initialised to zero, then trained: the state the zero matrix
+    # left must not pin sigma at 0 once the matrix is not zero.
+    W = rng.standard_normal((9, 6))
+    exact = np.linalg.norm(W, 2)
+    zero, state = eigarray.spectral_norm(to_backend(np.zeros((9, 6)), backend), n_iter=3, rng=0)
+    assert float(zero) == 0.0
+    assert all(np.all(np.isfinite(testing._host(x))) for x in state)
+    tol = testing.THRESHOLD * np.finfo(np.float32).eps * exact       # JAX may be float32
+    sigma, _ = eigarray.spectral_norm(to_backend(W, backend), n_iter=200, state=state)
+    assert abs(float(sigma) - exact) <= tol
+    zeros = eigarray.SpectralNormState(to_backend(np.zeros(9), backend),
+                                       to_backend(np.zeros(6), backend))
+    sigma, _ = eigarray.spectral_norm(to_backend(W, backend), n_iter=200, state=zeros)
+    assert abs(float(sigma) - exact) <= tol
+
+
+def test_spectral_norm_leaves_a_null_space_start():
+    # v in the null space of A: A v = 0 restarts u from the fixed vector.
+    A = np.array([[0.0, 2.0], [0.0, 1.0], [0.0, 0.0]])
+    state = eigarray.SpectralNormState(np.ones(3), np.array([1.0, 0.0]))
+    sigma, state = eigarray.spectral_norm(A, n_iter=2, state=state)
+    assert abs(float(sigma) - np.sqrt(5.0)) <= 4 * np.finfo(float).eps * np.sqrt(5.0)
+
+
 def test_spectral_norm_torch_gradient(rng):
     torch = pytest.importorskip("torch")
     A = rng.standard_normal((12, 8))
