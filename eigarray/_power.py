@@ -473,6 +473,10 @@ def subspace_iteration(A: Any, k: int, *, which: str = "LA", block_size: int | N
         eigenvectors of a previous, nearby problem.  Padded with random
         columns up to ``block_size``; ``p <= block_size``.  For a plain
         callable operator its namespace is the namespace of the iteration.
+        A block that fills ``block_size`` (no random column) and spans an
+        invariant subspace of ``A`` stays in it, as in any subspace
+        iteration or LOBPCG: its pairs come back converged whether or not
+        they are the wanted ones (e.g. eigenvectors of the wrong end).
     tol : float, default=0
         Relative accuracy: a pair is converged when its residual norm
         ``||A x - θ x||`` is at most ``tol * ||A||``, ``||A||`` estimated by
