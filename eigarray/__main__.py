@@ -65,7 +65,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import importlib.util
+
     import numpy as np
+
+    if importlib.util.find_spec("scipy") is None:
+        print("The demo needs scipy (the Laplacian is a scipy sparse matrix, and ARPACK is "
+              "the peer): pip install -e '.[demo]'", file=sys.stderr)
+        return 1
 
     import eigarray
     from eigarray.testing import laplacian_2d
@@ -110,7 +117,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{e:22.15f}{a:22.15f}{b:22.15f}")
     if err_arpack > max(1e-6, 10 * args.tol):
         print("ARPACK returned a wrong set: it missed second copies of double eigenvalues.")
-    # eigenvalues to the accuracy asked for (1e-10 at the default, below it)
+    # eigenvalues to the accuracy asked for (``--tol``, and no tighter than 1e-10)
     ok = err_ours < max(1e-10, args.tol) and res.info.all_converged
     print(f"eigarray: every eigenvalue {'matches' if ok else 'DOES NOT match'} the analytic "
           f"spectrum; true residual norms <= {float(np.max(res.info.residual_norms)):.1e}.")
@@ -179,6 +186,7 @@ def _at_least(low: int) -> Callable[[str], int]:
         if value < low:
             raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {value}")
         return value
+    parse.__name__ = "int"                      # argparse names the type in its errors
     return parse
 
 
@@ -187,6 +195,9 @@ def _tolerance(text: str) -> float:
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"must lie in [0, 1); got {value}")
     return value
+
+
+_tolerance.__name__ = "float"                   # argparse names the type in its errors
 
 
 def main(argv: Any = None) -> int:

@@ -150,6 +150,8 @@ def test_cli_bench_rejects_unknown():
     (["bench", "jacobi", "--repeats", "0"], "--repeats: must be an integer >= 1"),
     (["demo", "--grid", "0"], "--grid: must be an integer >= 3"),
     (["demo", "--tol", "-1"], "--tol: must lie in [0, 1)"),
+    (["demo", "--grid", "abc"], "--grid: invalid int value: 'abc'"),
+    (["demo", "--tol", "abc"], "--tol: invalid float value: 'abc'"),
     (["demo", "--grid", "3", "-k", "9"], "`k` must be an integer with 0 < k < n = 9"),
 ])
 def test_cli_rejects_bad_options(args, message):
@@ -165,6 +167,19 @@ def test_cli_demo_judges_eigenvalues_by_the_tol_asked_for(tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "every eigenvalue matches the analytic spectrum" in demo.stdout
+
+
+def test_cli_demo_without_scipy_says_what_to_install(monkeypatch, capsys):
+    # A plain `pip install -e .` has no scipy: the demo says so, no traceback.
+    import importlib.util
+
+    from eigarray.__main__ import main
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "scipy" else find_spec(name, *a))
+    assert main(["demo", "--grid", "10", "-k", "2"]) == 1
+    assert "pip install -e '.[demo]'" in capsys.readouterr().err
 
 
 def test_cli_bench_jacobi_gpu_only_needs_a_gpu():
