@@ -4,7 +4,8 @@ Build (warnings are errors; no network needed)::
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-Run the examples on these pages as doctests::
+Run the examples on these pages as doctests (they use torch, JAX, Dask and
+scikit-learn too: install ``.[test,docs]``)::
 
     python -m sphinx -W --keep-going -b doctest docs docs/_build/doctest
 """

@@ -73,7 +73,7 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
         ``|a_ij| > tol sqrt|a_ii a_jj|``.  Default: machine epsilon of the
         working precision.
     max_sweeps : int, optional
-        Most sweeps per matrix (default ``30 + 4 ceil(log2 n)``).
+        Most sweeps per matrix (default ``30 + 4 max(1, ceil(log2 n))``).
     sort : {'ascending', 'descending'}, default='ascending'
         Order of the eigenvalues (eigenvectors follow).
     eigenvectors : bool, default=True

@@ -116,7 +116,9 @@ class NoConvergence(RuntimeError):
         Everything the solver computed, unconverged pairs flagged in
         ``result.info.converged``.
     eigenvalues, eigenvectors
-        Shortcuts into ``result`` (as ``scipy.sparse.linalg.ArpackNoConvergence``).
+        Shortcuts into an :class:`EighResult` (as
+        ``scipy.sparse.linalg.ArpackNoConvergence``); None when ``result``
+        is an :class:`SVDResult` (read ``result.S`` and the vectors there).
     """
 
     def __init__(self, message: str, result: Any):

@@ -1,6 +1,7 @@
 """Accuracy checks and matrices with known spectra, for eigarray's tests and yours.
 
-The checks are LAPACK's own test ratios (``dsyt22``/``zhet22``): for computed
+The checks are LAPACK's own test ratios (after ``dsyt21``/``dsyt22`` and
+their complex twins, normalised by the matrix order ``n``): for computed
 pairs ``(λ_i, v_i)`` of an order-``n`` matrix ``A`` in a working precision
 with machine epsilon ``eps``,
 
@@ -74,7 +75,7 @@ def _norm1(A: Any) -> float:
 
 def residual_ratio(A: Any, w: Any, V: Any, *, eps: float | None = None,
                    anorm: float | None = None) -> float:
-    """``||A V - V diag(w)||_1 / (n ||A||_1 eps)`` (LAPACK ``dsyt22``'s first ratio).
+    """``||A V - V diag(w)||_1 / (n ||A||_1 eps)`` (after LAPACK ``dsyt22``'s first ratio).
 
     Parameters
     ----------
@@ -103,7 +104,7 @@ def residual_ratio(A: Any, w: Any, V: Any, *, eps: float | None = None,
 
 
 def orthogonality_ratio(V: Any, *, eps: float | None = None) -> float:
-    """``||Vᴴ V - I||_1 / (n eps)`` (LAPACK ``dsyt22``'s second ratio)."""
+    """``||Vᴴ V - I||_1 / (n eps)`` (after LAPACK ``dsyt22``'s second ratio)."""
     Vh = _host(V)
     eps = _eps(Vh.dtype) if eps is None else eps
     n = Vh.shape[0]
