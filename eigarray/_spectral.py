@@ -30,6 +30,8 @@ probe vector to the device.
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -135,18 +137,72 @@ def _iterates_on_host(xp: Any, like: Any) -> bool:
     return False
 
 
+def _dtype_name(dtype: Any) -> str:
+    """``float32`` for NumPy's, torch's (``torch.float32``) and JAX's float32, and so on."""
+    return getattr(dtype, "__name__", None) or str(dtype).rsplit(".", 1)[-1]
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` at which a warning names the first frame outside eigarray.
+
+    For a warning raised from inside a product, several solver frames deep
+    (the depth depends on the solver); the caller's frame is what the user
+    can act on.
+    """
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _check_product_dtype(out: Any, xp: Any, dtype: Any, *, name: str) -> None:
+    """Refuse a complex product in a real solve; warn about a less precise product.
+
+    ``out`` is the first product, in the namespace ``fn`` answered in;
+    ``dtype`` is the working dtype, of ``xp``.  Both cases would otherwise
+    pass through the cast to the working dtype: a complex product loses its
+    imaginary part (the spectrum of ``Re(A)`` comes back, flagged
+    converged), and a float32 product in a float64 solve carries rounding
+    noise that a float64 tolerance takes hundreds of restarts to see
+    through, when it does at all.
+    """
+    oxp = ns.array_namespace(out)
+    if not oxp.isdtype(out.dtype, ("real floating", "complex floating")):
+        return                                      # integers and booleans are exact
+    got, want = _dtype_name(out.dtype), _dtype_name(dtype)
+    if ns.is_complex(oxp, out.dtype) and not ns.is_complex(xp, dtype):
+        cplx = "complex64" if want == "float32" else "complex128"
+        raise TypeError(f"`{name}` returned a complex array ({got}) in a real solve "
+                        f"(dtype={want}), whose imaginary part would be dropped; for a "
+                        f"complex Hermitian operator pass a complex `dtype` "
+                        f"(dtype={cplx}).")
+    bits = oxp.finfo(ns.real_dtype(oxp, out.dtype)).bits
+    if bits < xp.finfo(ns.real_dtype(xp, dtype)).bits:
+        # half precision products: no solve runs below float32 (working_dtype)
+        lower = "complex64" if ns.is_complex(xp, dtype) else "float32"
+        advice = (f"compute the products in {want}" if want == lower else
+                  f"pass dtype={lower} to solve in the precision of the products")
+        warnings.warn(f"`{name}` returned a {got} array in a {want} solve: the products "
+                      f"are accurate to {got} only, and a tolerance of {want} can cost "
+                      f"hundreds of extra products or not be met; {advice}.",
+                      RuntimeWarning, stacklevel=_user_stacklevel())
+
+
 def _product_operator(fn: Any, n: int, dtype: Any, xp: Any, like: Any, *,
                       name: str) -> tuple[LinearOperator, Any]:
     """``fn`` (a vector product ``v -> A v``) as a bound, checked :class:`LinearOperator`.
 
     ``fn`` always receives vectors of ``xp`` of ``dtype`` on the device of
     ``like``.  Its products are checked for type, shape and finiteness
-    (naming ``name``),
-    detached from an autograd graph (torch), moved into the namespace of the
-    iteration when ``fn`` answers in another one (through the host), and
-    cast to the working dtype.  For CPU torch and JAX callers the operator
-    iterates on NumPy (see :func:`_iterates_on_host`); the second value is
-    then ``(xp, like)``, where the results go back to (else None).
+    (naming ``name``), the first one also for its dtype (a complex product
+    in a real solve raises, a less precise one warns: see
+    :func:`_check_product_dtype`), detached from an autograd graph (torch),
+    moved into the namespace of the iteration when ``fn`` answers in another
+    one (through the host), and cast to the working dtype.  For CPU torch
+    and JAX callers the operator iterates on NumPy (see
+    :func:`_iterates_on_host`); the second value is then ``(xp, like)``,
+    where the results go back to (else None).
     """
     if not callable(fn):
         raise TypeError(f"`{name}` must be a callable v -> {'H v' if name == 'hvp' else 'A v'}; "
@@ -158,7 +214,10 @@ def _product_operator(fn: Any, n: int, dtype: Any, xp: Any, like: Any, *,
     else:
         it_xp, it_dtype = xp, dtype
 
+    first = True
+
     def product(v: Any) -> Any:
+        nonlocal first
         out = fn(ns.from_host_numpy(v, xp, like=like) if hosted else v)
         if not ns.is_array_api_obj(out):
             hint = (" (torch.autograd.functional.hvp returns a tuple, jax.jvp and "
@@ -169,6 +228,9 @@ def _product_operator(fn: Any, n: int, dtype: Any, xp: Any, like: Any, *,
         if tuple(out.shape) != (n,):
             raise ValueError(f"`{name}` must return an array of shape ({n},) for a vector of "
                              f"shape ({n},); got an array of shape {tuple(out.shape)}.")
+        if first:                                   # the first product's dtype decides
+            _check_product_dtype(out, it_xp, it_dtype, name=name)
+            first = False
         if ns.is_torch_array(out) and out.requires_grad:
             out = out.detach()
         if hosted:
@@ -270,7 +332,9 @@ def hessian_eigsh(hvp: Callable, n: int, k: int = 6, *, which: str = "LA", v0: A
         namespace, a NumPy dtype or its name).  Default: the dtype of
         ``v0``, else the default floating dtype of the namespace (float64 for
         NumPy, ``torch.get_default_dtype()`` for torch, float32 for JAX
-        unless x64 is enabled).  Use the dtype of the model's parameters.
+        unless x64 is enabled).  Use the dtype of the model's parameters:
+        products less precise than ``dtype`` warn, and complex products need
+        a complex ``dtype``.
     xp : array namespace, optional
         Namespace of the vectors (``numpy``, ``torch``, ``jax.numpy``, ...)
         when ``v0`` is not given; default NumPy.
@@ -295,8 +359,9 @@ def hessian_eigsh(hvp: Callable, n: int, k: int = 6, *, which: str = "LA", v0: A
     Raises
     ------
     TypeError
-        When ``hvp`` is not callable, returns something other than an array,
-        or ``n``, ``k`` are not integers.
+        When ``hvp`` is not callable, returns something other than an array
+        or returns a complex array when ``dtype`` is real, or ``n``, ``k``
+        are not integers.
     ValueError
         When ``n < 1``, ``k`` is outside ``0 < k < n``, ``hvp`` returns an
         array of the wrong shape, or ``which``, ``method`` are unknown.
@@ -307,6 +372,11 @@ def hessian_eigsh(hvp: Callable, n: int, k: int = 6, *, which: str = "LA", v0: A
     -----
     ConvergenceWarning
         When some pairs did not converge (they are still returned, flagged).
+    RuntimeWarning
+        Once per call, when the first product is less precise than the
+        working dtype (a float32 model in a float64 solve): the tolerance
+        of the working dtype may then cost hundreds of extra products or
+        not be met.  ``dtype=float32`` solves at the products' precision.
 
     See Also
     --------
@@ -320,6 +390,16 @@ def hessian_eigsh(hvp: Callable, n: int, k: int = 6, *, which: str = "LA", v0: A
     the ``(ncv, n)`` basis.  Host synchronisations: a few per product.
     The iteration starts from a block of two vectors, so a double eigenvalue
     (frequent in Hessians of networks with symmetric units) is found twice.
+    Copies beyond two come from rounding errors, which a tolerance above
+    working precision (the default) may not wait for: an eigenvalue with
+    more than about four copies (network Hessians have large null spaces)
+    can be found fewer times than it occurs, the next eigenvalues coming
+    back in place of the missing copies, flagged converged (they are
+    eigenpairs, but not the ``k`` extreme ones).  ``tol=0`` finds more
+    copies (all six of a 30-fold null space for ``k=6``), though not
+    always all of them (six of eight for ``k=10`` in one test);
+    ``method='power'`` iterates a block of ``max(2 k, k + 8)`` vectors and
+    finds every copy up to ``k``.
 
     In torch, write the loss as a function of one flat parameter vector
     (``torch.func.functional_call`` with the parameters unflattened from it)
@@ -501,10 +581,14 @@ def _host_points(x: Any, *, name: str) -> Any:
     hx = ns.numpy_namespace()
     arr = ns.to_host_numpy(x) if ns.is_array_api_obj(x) else x
     try:
+        arr = hx.asarray(arr)
+        if hx.isdtype(arr.dtype, "complex floating"):
+            raise TypeError                         # the cast would drop the imaginary part
         arr = hx.asarray(arr, dtype=hx.float64)
     except (TypeError, ValueError):
+        of = f" of dtype {x.dtype}" if hasattr(x, "dtype") else ""
         raise TypeError(f"`{name}` must be a 1-D array of real numbers; got "
-                        f"{type(x).__name__}.") from None
+                        f"{type(x).__name__}{of}.") from None
     if arr.ndim != 1 or arr.shape[0] == 0:
         raise ValueError(f"`{name}` must be a non-empty 1-D array; got shape {tuple(arr.shape)}.")
     if not bool(hx.all(hx.isfinite(arr))):
@@ -635,7 +719,8 @@ def spectral_density(matvec: Callable, n: int, *, n_probes: int = 10, n_steps: i
         ``jax.numpy``, ...); default NumPy.
     dtype : dtype, optional
         Working dtype of the vectors (default: the namespace's default
-        floating dtype; see :func:`hessian_eigsh`).
+        floating dtype; see :func:`hessian_eigsh`).  Products less precise
+        than ``dtype`` warn; complex products need a complex ``dtype``.
     device : optional
         Device of the vectors (default: the namespace's default).
     sigma : float, optional
@@ -662,11 +747,18 @@ def spectral_density(matvec: Callable, n: int, *, n_probes: int = 10, n_steps: i
     ------
     TypeError
         When ``matvec`` is not callable or returns something other than an
-        array, or ``n``, ``n_probes``, ``n_steps`` are not integers.
+        array or returns a complex array when ``dtype`` is real, ``grid``
+        is not real, or ``n``, ``n_probes``, ``n_steps`` are not integers.
     ValueError
         When ``n``, ``n_probes`` or ``n_steps`` is below 1, ``matvec``
         returns an array of the wrong shape, ``sigma`` is not positive,
         ``grid`` is not a finite 1-D array, or ``kind`` is unknown.
+
+    Warns
+    -----
+    RuntimeWarning
+        Once per call, when the first product is less precise than the
+        working dtype (as in :func:`hessian_eigsh`).
 
     See Also
     --------
@@ -680,8 +772,13 @@ def spectral_density(matvec: Callable, n: int, *, n_probes: int = 10, n_steps: i
     ``j < 2 n_steps`` of each probe's rule are exact (Gauss quadrature), so
     their error is the Hutchinson estimator's alone; the Gaussian kernel
     moves the second moment of the smoothed density by ``sigma²``.  A
-    Lorentzian has heavy tails: a grid of width ``L`` around the spectrum
-    misses about ``2 sigma / (π L)`` of its mass.
+    Lorentzian has heavy tails: a node at distance ``d`` from an end of the
+    grid loses ``arctan(sigma / d) / π ≈ sigma / (π d)`` of its weight past
+    that end, so a grid of width ``L`` centred on the mass misses about
+    ``4 sigma / (π L)`` of it.  On the default grid (``sigma`` 1% of the
+    spread of the nodes, a margin of 6 ``sigma``) that is 1.1% for mass at
+    the centre, 1.8% for a uniform spectrum and 5.6% for mass at the two
+    extreme nodes; ``density_at`` on a wider grid shows the tails.
 
     References
     ----------
