@@ -34,9 +34,10 @@ differentiable in torch and traceable by ``jax.jit``.
 
 Host synchronisation: a handful per ``fit`` (the finiteness check of the
 input, convergence flags of the eigensolver, and, for ``n_components`` given
-as a variance fraction, the cumulative explained variance); ``transform``
+as a variance fraction or ``'mle'``, the spectrum); ``transform``
 synchronises once for the finiteness check of eager input and never under
-``jax.jit`` or autograd tracing.
+``jax.jit`` or autograd tracing.  ``score_samples`` also reads
+``noise_variance_`` (and, when it is 0, ``explained_variance_``) on the host.
 
 scikit-learn is never imported by ``import eigarray``: the estimator protocol
 (``get_params``, ``set_params``, ``__sklearn_tags__``, ``NotFittedError``) is
@@ -547,6 +548,17 @@ def _check_n_components(value: Any, *, m: int, d: int, solver: str, allow_fracti
                          f"n_features = {d}: use solver='covariance'.")
     if value is None:
         return high if solver != "lanczos" else high - 1
+    if isinstance(value, str):                       # 'mle', as _check_params ensured
+        if not allow_fraction:
+            raise ValueError(
+                f"`n_components='mle'` needs the full spectrum: use solver='covariance' (or "
+                f"'auto'), not solver={solver!r}.")
+        if m < d:
+            raise ValueError(
+                f"`n_components='mle'` needs n_samples >= n_features (Minka's criterion "
+                f"assesses the whole spectrum of the covariance); got n_samples = {m}, "
+                f"n_features = {d}.")
+        return value
     if isinstance(value, numbers.Real) and not isinstance(value, (numbers.Integral, bool)):
         if not (0.0 < float(value) < 1.0):
             raise ValueError(
@@ -568,14 +580,82 @@ def _check_n_components(value: Any, *, m: int, d: int, solver: str, allow_fracti
     return val.check_int(value, name="n_components", low=1, high=high, rule=rule)
 
 
-def _resolve_fraction(k: Any, all_ev: Any, total: Any, *, limit: int) -> int:
-    """``k`` itself, or for a fraction the fewest components whose explained
-    variance exceeds it (scikit-learn's rule), at most ``limit``."""
+def _resolve_n_components(k: Any, all_ev: Any, total: Any, *, limit: int, m: int,
+                          eps: float) -> int:
+    """The number of components kept, from ``k`` as :func:`_check_n_components` resolved it.
+
+    A count is returned as it is; for a fraction, the fewest components whose
+    explained variance exceeds it (scikit-learn's rule), at most ``limit``;
+    for ``'mle'``, Minka's choice (:func:`_infer_dimension`) from the whole
+    spectrum ``all_ev`` (descending) of ``m`` samples whose data dtype has
+    machine epsilon ``eps``.
+    """
+    if isinstance(k, str):
+        spectrum = ns.to_host_numpy(all_ev)
+        d = int(spectrum.shape[0])
+        # Eigenvalues of a covariance carry an absolute error of order
+        # d eps λ_max: below that they are zero (where scikit-learn takes 1e-15,
+        # whatever the units of the data).
+        floor = d * eps * float(spectrum[0]) if d else 0.0
+        return _infer_dimension(spectrum, m, floor=floor)
     if not isinstance(k, float):
         return k
     hx = ns.numpy_namespace()
     ratio = ns.to_host_numpy(all_ev / total)
     return min(int(hx.searchsorted(hx.cumulative_sum(ratio), k, side="right")) + 1, limit)
+
+
+def _infer_dimension(spectrum: Any, n_samples: int, *, floor: float) -> int:
+    """Minka's maximum-likelihood choice of the number of principal components.
+
+    The rank ``r`` in ``[1, d - 1]`` that maximises the Laplace approximation
+    of the evidence of a probabilistic PCA model of rank ``r`` (Minka 2000),
+    given the covariance's eigenvalues ``spectrum`` (descending,
+    host NumPy) of ``n_samples`` samples: scikit-learn's
+    ``_assess_dimension`` and ``_infer_dimension``, with its absolute 1e-15
+    replaced by ``floor``, the size below which eigenvalues are
+    indistinguishable from zero.  A rank whose ``r``-th eigenvalue is not
+    above ``floor`` is not assessed, and the noise variance is at least
+    ``floor``.  0 when no rank is assessed (a spectrum of zeros, one
+    feature), as scikit-learn.  A rank whose evidence is not finite (exactly
+    repeated eigenvalues, where the approximation degenerates) is skipped.
+
+    The sum over pairs of eigenvalues is updated from rank to rank, so
+    the whole search costs ``O(d²)`` (scikit-learn's loops ``O(d³)``).
+    """
+    hx = ns.numpy_namespace()
+    lam = hx.astype(hx.asarray(spectrum), hx.float64)
+    d = int(lam.shape[0])
+    n = float(n_samples)
+    log_n = math.log(n)
+    best, best_ll = 0, -math.inf
+    pu = 0.0
+    inner = 0.0             # Σ_{i<j<r} log((λi - λj)(1/λj - 1/λi))
+    cross = 0.0             # Σ_{i<r<=j} log(λi - λj)
+    # sums of the smallest eigenvalues, from the smallest up: no cancellation
+    tails = hx.flip(hx.cumulative_sum(hx.flip(lam)))
+    with hx.errstate(divide="ignore", invalid="ignore"):
+        log_lam = hx.log(lam)
+        for r in range(1, d):
+            i = r - 1                                    # the eigenvalue this rank adds
+            pu += -math.log(2.0) + math.lgamma((d - i) / 2.0) - math.log(math.pi) * (d - i) / 2
+            if not lam[i] > floor:
+                break                                    # every later rank is smaller still
+            gaps_in = hx.log(lam[:i] - lam[i])           # pairs (j, i), j < i, now both kept
+            inner += float(hx.sum(2.0 * gaps_in - log_lam[:i]) - i * log_lam[i])
+            cross += float(hx.sum(hx.log(lam[i] - lam[r:])) - hx.sum(gaps_in))
+            v = max(floor, float(tails[r]) / (d - r))
+            pl = -float(hx.sum(log_lam[:r])) * n / 2.0
+            pv = -math.log(v) * n * (d - r) / 2.0
+            params = d * r - r * (r + 1) / 2.0
+            pp = math.log(2.0 * math.pi) * (params + r) / 2.0
+            pairs = r * (d - 1) - r * (r - 1) / 2.0
+            pa = inner + cross + (d - r) * float(hx.sum(hx.log(1.0 / v - 1.0 / lam[:r]))) \
+                + pairs * log_n
+            ll = pu + pl + pv + pp - pa / 2.0 - r * log_n / 2.0
+            if math.isfinite(ll) and ll > best_ll:
+                best, best_ll = r, ll
+    return best
 
 
 # Products with ``X - 1 μᵀ`` formed as ``X V - 1 (μᵀ V)`` carry rounding
@@ -678,18 +758,31 @@ class EigenLayer(_Estimator):
     the centred data or by Lanczos on the covariance operator, then projects
     (``transform``), reconstructs (``inverse_transform``) and optionally
     whitens, PCA- or ZCA-style.  On NumPy input it is a scikit-learn
-    estimator (a drop-in for :class:`sklearn.decomposition.PCA` in pipelines
-    and grid searches); on torch, JAX, CuPy or array-api-strict input it fits
-    and transforms in that namespace, on the data's device, and the fitted
-    map can be applied inside a differentiable or jitted computation.
+    estimator: it has :class:`sklearn.decomposition.PCA`'s fitted
+    attributes and methods (``fit``, ``transform``, ``fit_transform``,
+    ``inverse_transform``, ``get_covariance``, ``get_precision``,
+    ``score_samples``, ``score``, ``get_feature_names_out``,
+    ``set_output``), passes scikit-learn's estimator checks and works in a
+    ``Pipeline`` and a ``GridSearchCV``.  Its solver parameters have their
+    own names (see Notes for the correspondence).  On torch, JAX, CuPy or
+    array-api-strict input it fits and transforms in that namespace, on the
+    data's device, and the fitted map can be applied inside a differentiable
+    or jitted computation.
 
     Parameters
     ----------
-    n_components : int, float or None, default=None
+    n_components : int, float, 'mle' or None, default=None
         Components kept: an integer ``1 <= k <= min(n_samples, n_features)``,
         a float in ``(0, 1)`` (keep the fewest components whose explained
-        variance ratio sums past it; covariance solver only), or None for
-        ``min(n_samples, n_features)`` (``- 1`` for ``'lanczos'``).
+        variance ratio sums past it; covariance solver only), ``'mle'``
+        (Minka's maximum-likelihood choice, as scikit-learn; covariance
+        solver only, ``n_samples >= n_features``; between 1 and
+        ``n_features - 1``, or 0 for constant data or one feature), or None
+        for ``min(n_samples, n_features)`` (``- 1`` for ``'lanczos'``).
+        scikit-learn treats eigenvalues below 1e-15 as zero for ``'mle'``;
+        here the cut-off is ``n_features eps λ_max``, so the choice does not
+        depend on the data's units (scikit-learn keeps no component of data
+        scaled by 1e-10).
     whiten : {False, True, 'pca', 'zca'}, default=False
         ``True``/``'pca'``: scale the projections to unit variance;
         ``'zca'``: whiten and rotate back to feature space,
@@ -697,8 +790,9 @@ class EigenLayer(_Estimator):
         data closest to the original).
     solver : {'auto', 'covariance', 'randomized', 'lanczos'}, default='auto'
         ``'auto'`` takes ``'covariance'`` when ``n_features <= 1000``, when
-        ``n_components`` is None or a fraction, or when ``n_components >= 0.8
-        min(n_samples, n_features)``; ``'randomized'`` otherwise.
+        ``n_components`` is None, a fraction or ``'mle'``, or when
+        ``n_components >= 0.8 min(n_samples, n_features)``; ``'randomized'``
+        otherwise.
     n_oversamples : int, default=10
         Extra random vectors of the randomized range finder.
     n_iter : int or 'auto', default='auto'
@@ -762,12 +856,46 @@ class EigenLayer(_Estimator):
     ones is lost to ``λ_max / λ``, as for any method that squares the data).
     Signs follow scikit-learn's ``svd_flip``.
 
+    :meth:`score_samples`, :meth:`score` and :meth:`get_precision` do not
+    depend on ``whiten``; scikit-learn's do (see :meth:`score_samples`).
+
+    Parameters of :class:`sklearn.decomposition.PCA` and their counterparts
+    here (a scikit-learn name that this class lacks is refused, as any
+    unknown keyword is):
+
+    ======================================  ======================================
+    scikit-learn                            eigarray
+    ======================================  ======================================
+    ``n_components``                        the same, with the same values
+    ``whiten``                              the same, plus ``'zca'``
+    ``copy``, ``n_oversamples``             the same
+    ``random_state``                        the same
+    ``tol`` (of ``'arpack'``)               ``tol`` (of ``'lanczos'``)
+    ``svd_solver='covariance_eigh'``        ``solver='covariance'``
+    ``svd_solver='arpack'``                 ``solver='lanczos'``
+    ``svd_solver='randomized'``             ``solver='randomized'`` with
+                                            ``randomized_method='range_finder'``
+    ``svd_solver='full'``                   none (LAPACK SVD of the centred
+                                            data); ``'covariance'`` gives the
+                                            same attributes to ``eps λ_max``
+    ``svd_solver='auto'``                   ``solver='auto'`` (another rule)
+    ``iterated_power``                      ``n_iter`` (its ``'auto'`` is
+                                            scikit-learn's for
+                                            ``'range_finder'`` only)
+    ``power_iteration_normalizer``          none (the randomized solver uses
+                                            :func:`eigarray.randomized_svd`'s
+                                            ``'auto'``)
+    ======================================  ======================================
+
     References
     ----------
     T. F. Chan, G. H. Golub and R. J. LeVeque, "Updating formulae and a
     pairwise algorithm for computing sample variances", COMPSTAT 1982.
     N. Halko, P.-G. Martinsson and J. A. Tropp, "Finding structure with
     randomness", SIAM Review 53(2), 2011.
+    T. P. Minka, "Automatic choice of dimensionality for PCA", NIPS 2000.
+    M. E. Tipping and C. M. Bishop, "Probabilistic principal component
+    analysis", J. R. Statist. Soc. B 61(3), 1999.
 
     Examples
     --------
@@ -843,17 +971,16 @@ class EigenLayer(_Estimator):
         val.check_tol(self.tol, name="tol")
         val.check_choice(self.randomized_method, ("auto", "block_krylov", "range_finder"),
                          name="randomized_method")
-        if isinstance(self.n_components, str):
-            raise ValueError(f"`n_components` must be an integer, a float in (0, 1) or None; "
-                             f"got n_components={self.n_components!r} ('mle' is not "
-                             f"supported).")
+        if isinstance(self.n_components, str) and self.n_components != "mle":
+            raise ValueError(f"`n_components` must be an integer, a float in (0, 1), 'mle' or "
+                             f"None; got n_components={self.n_components!r}.")
         return solver, whiten
 
     def _choose_solver(self, solver: str, m: int, d: int) -> str:
         if solver != "auto":
             return solver
         k = self.n_components
-        if k is None or isinstance(k, float) or d <= _AUTO_MAX_FEATURES:
+        if k is None or isinstance(k, (float, str)) or d <= _AUTO_MAX_FEATURES:
             return "covariance"
         if isinstance(k, numbers.Integral) and k < 0.8 * min(m, d):
             return "randomized"
@@ -992,7 +1119,7 @@ class EigenLayer(_Estimator):
                                 allow_fraction=True, cls=type(self).__name__)
         all_ev = s2 / (m - 1)
         total = scatter / (m - 1)
-        k = _resolve_fraction(k, all_ev, total, limit=m)
+        k = _resolve_n_components(k, all_ev, total, limit=m, m=m, eps=ns.eps(xp, X.dtype))
         self._store(xp, V[:k, ...], all_ev[:k], sigma[:k], mean, total, m=m, d=d,
                     whiten=whiten, all_ev=all_ev, dtype=X.dtype)
 
@@ -1094,7 +1221,8 @@ class EigenLayer(_Estimator):
         w, V = eigh_batched(xp.reshape(C, (1, d, d)), sort="descending")
         all_ev = xp.clip(w[0, ...], min=0.0)
         total = xp.sum(xp.linalg.diagonal(C))
-        k = _resolve_fraction(k, all_ev, total, limit=min(m, d))
+        k = _resolve_n_components(k, all_ev, total, limit=min(m, d), m=m,
+                                  eps=ns.eps(xp, self._dtype))
         ev = all_ev[:k]
         S = xp.sqrt(ev * (m - 1))
         self._store(xp, V[0, :, :k].T, ev, S, mean_acc, total, m=m, d=d, whiten=whiten,
@@ -1196,7 +1324,10 @@ class EigenLayer(_Estimator):
     def get_covariance(self) -> Any:
         """Model covariance ``Vᵀ diag(max(λ - σ², 0)) V + σ² I`` (probabilistic PCA).
 
-        Independent of ``whiten``.
+        ``V`` is ``components_``, ``λ`` ``explained_variance_`` and ``σ²``
+        ``noise_variance_``; an array of their namespace, shape
+        ``(n_features, n_features)``.  Independent of ``whiten``, unlike
+        scikit-learn's (see :meth:`score_samples`).
         """
         self._check_fitted()
         V, ev, s2 = self.components_, self.explained_variance_, self.noise_variance_
@@ -1204,6 +1335,141 @@ class EigenLayer(_Estimator):
         d = int(V.shape[1])
         diff = xp.where(ev > s2, ev - s2, xp.zeros_like(ev))
         return (V.T * diff[None, :]) @ V + s2 * xp.eye(d, dtype=V.dtype, device=ns.device(V))
+
+    def get_precision(self) -> Any:
+        """Model precision: the inverse of :meth:`get_covariance`, inverting no matrix.
+
+        The matrix inversion lemma, as scikit-learn applies it, with the
+        components ``V`` orthonormal: the inverse of ``Vᵀ diag(λ' - σ²) V +
+        σ² I``, ``λ' = max(λ, σ²)``, is ``Vᵀ diag(1/λ' - 1/σ²) V + I / σ²``.
+        With ``noise_variance_ = 0`` (all ``min(n_samples, n_features)``
+        components kept) it is ``Vᵀ diag(1/λ) V``, the inverse when
+        ``n_components_ = n_features`` and no ``λ`` is zero.  Independent of
+        ``whiten`` (see :meth:`score_samples`).
+
+        Returns
+        -------
+        array, shape (n_features, n_features)
+            In the namespace and on the device of the fitted attributes.
+
+        Raises
+        ------
+        ValueError
+            When the model covariance is singular: ``noise_variance_ = 0``
+            with fewer components than features (a fit on fewer samples
+            than features, or ``n_components='mle'`` on constant data), or
+            a zero ``explained_variance_``.  scikit-learn raises its
+            ``LinAlgError`` (also a ValueError) for the first.
+        """
+        self._check_fitted()
+        noise_free = self._noise_free()
+        V, ev, s2 = self.components_, self.explained_variance_, self.noise_variance_
+        xp = ns.array_namespace(V)
+        if noise_free:
+            inv_model, inv_noise = 1.0 / ev, xp.zeros_like(s2)
+        else:
+            inv_model, inv_noise = 1.0 / xp.where(ev > s2, ev, s2), 1.0 / s2
+        d = int(V.shape[1])
+        eye = xp.eye(d, dtype=V.dtype, device=ns.device(V))
+        return (V.T * (inv_model - inv_noise)[None, :]) @ V + inv_noise * eye
+
+    def _noise_free(self) -> bool:
+        """Whether ``noise_variance_`` is 0, refusing a singular model covariance.
+
+        See :meth:`get_precision`; synchronises with the host once or twice.
+        """
+        V, ev, s2 = self.components_, self.explained_variance_, self.noise_variance_
+        k, d = int(V.shape[0]), int(V.shape[1])
+        if bool(s2 > 0):
+            return False
+        if k < d:
+            raise ValueError(
+                f"The model covariance is singular: `noise_variance_` is 0 with "
+                f"n_components_ = {k} < n_features = {d}, so the precision and the "
+                f"log-likelihood do not exist. Fit with n_components < min(n_samples, "
+                f"n_features) for a noise variance.")
+        if not bool(ns.array_namespace(ev).all(ev > 0)):
+            raise ValueError(
+                "The model covariance is singular: `noise_variance_` is 0 and "
+                "`explained_variance_` has a zero (the data spans fewer than n_features "
+                "dimensions), so the precision and the log-likelihood do not exist. Fit "
+                "fewer components.")
+        return True
+
+    def score_samples(self, X: Any) -> Any:
+        """Log-likelihood of each sample under the probabilistic PCA model.
+
+        The Gaussian density of Tipping & Bishop's probabilistic PCA with
+        the fitted mean and :meth:`get_covariance` ``C`` (scikit-learn's
+        ``PCA.score_samples``): ``-(d log 2π + log det C + (x - μ)ᵀ C⁻¹ (x -
+        μ)) / 2`` for each row ``x``.  It is evaluated through the
+        components, never forming ``C⁻¹``: with ``y = V (x - μ)`` and the
+        residual ``r = x - μ - Vᵀ y``, the quadratic form is ``Σ y²/λ' +
+        ‖r‖²/σ²`` and ``log det C = Σ log λ' + (d - k) log σ²``, in
+        ``O(n_samples n_features k)`` operations.  Runs in ``X``'s namespace
+        and on its device with that namespace's own operations (like
+        :meth:`transform`).
+
+        Independent of ``whiten``: whitening changes the projection, not
+        the fitted model.  scikit-learn, from ``whiten=True``, scales the
+        components by ``sqrt(explained_variance_)`` in ``get_covariance``,
+        ``get_precision`` and hence here (scikit-learn issue #13898), so
+        its values differ for whitened fits; eigarray gives every ``whiten``
+        scikit-learn's values for ``whiten=False``.
+
+        Parameters
+        ----------
+        X : array, shape (n_samples, n_features)
+
+        Returns
+        -------
+        array, shape (n_samples,)
+
+        Raises
+        ------
+        ValueError
+            For a singular model covariance (see :meth:`get_precision`), and
+            for ``X`` as :meth:`transform`.
+
+        References
+        ----------
+        M. E. Tipping and C. M. Bishop, "Probabilistic principal component
+        analysis", J. R. Statist. Soc. B 61(3), 1999.
+        """
+        self._check_fitted()
+        if self.__dict__.get("_pending"):
+            self._finish_stream()
+        X, xp = self._check_X(X, reset=False)
+        noise_free = self._noise_free()
+        mean, V, ev, s2 = self._fitted_in(
+            xp, X, X.dtype, ("mean_", "components_", "explained_variance_", "noise_variance_"))
+        k, d = int(V.shape[0]), int(V.shape[1])
+        Xr = X - mean
+        Y = Xr @ V.T
+        if not noise_free:
+            lam = xp.where(ev > s2, ev, s2)
+            R = Xr - Y @ V                                # off the principal subspace
+            quad = xp.sum(Y * Y / lam, axis=1) + xp.sum(R * R, axis=1) / s2
+            logdet = xp.sum(xp.log(lam)) + (d - k) * xp.log(s2)
+        else:                                             # k = d: V spans the space
+            quad = xp.sum(Y * Y / ev, axis=1)
+            logdet = xp.sum(xp.log(ev))
+        return -0.5 * (quad + logdet + d * math.log(2.0 * math.pi))
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood of the samples of ``X`` (:meth:`score_samples`), a float.
+
+        Parameters
+        ----------
+        X : array, shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        float
+        """
+        ll = self.score_samples(X)
+        return float(ns.array_namespace(ll).mean(ll))
 
 
 PCA = EigenLayer
@@ -1250,16 +1516,27 @@ class TruncatedSVD(_Estimator):
     of any namespace, or scipy sparse), by the randomized SVD or by
     :func:`eigarray.svds`, and projects onto them.  Unlike
     :class:`EigenLayer` the data is not centred, so sparse term-document
-    matrices stay sparse.  A drop-in for
-    :class:`sklearn.decomposition.TruncatedSVD`.
+    matrices stay sparse.  On NumPy and scipy sparse input it is a
+    scikit-learn estimator with :class:`sklearn.decomposition.TruncatedSVD`'s
+    fitted attributes and methods (``fit``, ``transform``,
+    ``fit_transform``, ``inverse_transform``, ``get_feature_names_out``,
+    ``set_output``); it passes scikit-learn's estimator checks and works in
+    a ``Pipeline`` and a ``GridSearchCV``.  Its parameters are
+    scikit-learn's but for ``power_iteration_normalizer``, which it lacks
+    (see Notes).
 
     Parameters
     ----------
     n_components : int, default=2
         Components kept, ``1 <= n_components <= min(n_samples, n_features)``
         (``< min(n_samples, n_features)`` for ``'lanczos'``).
-    algorithm : {'randomized', 'lanczos'}, default='randomized'
-        ``'lanczos'`` calls :func:`eigarray.svds` (scikit-learn's 'arpack').
+    algorithm : {'randomized', 'lanczos', 'arpack'}, default='randomized'
+        ``'lanczos'`` calls :func:`eigarray.svds` (thick-restart Lanczos
+        bidiagonalisation); ``'arpack'``, scikit-learn's name for its
+        Lanczos solver, is accepted for it: the same top ``n_components``
+        singular triplets (to working precision with the default ``tol``),
+        with the same rule ``n_components < min(n_samples, n_features)``.
+        The value is kept as given (``get_params`` returns ``'arpack'``).
     n_iter : int, default=5
         Power iterations of the randomized solver.
     n_oversamples : int, default=10
@@ -1291,6 +1568,12 @@ class TruncatedSVD(_Estimator):
     Randomized: ``2 (n_iter + 1)`` products of ``X`` or ``Xᵀ`` with
     ``n_components + n_oversamples`` vectors.  Signs follow ``svd_flip``
     on the rows of ``components_``.
+
+    scikit-learn's ``n_components``, ``algorithm`` (``'arpack'`` or
+    ``'randomized'``), ``n_iter``, ``n_oversamples``, ``random_state`` and
+    ``tol`` are the same here; ``power_iteration_normalizer`` has no
+    counterpart (the randomized solver uses :func:`eigarray.randomized_svd`'s
+    ``'auto'``), and is refused as any unknown keyword is.
 
     Examples
     --------
@@ -1336,17 +1619,17 @@ class TruncatedSVD(_Estimator):
         return int(self.components_.shape[0])
 
     def _fit_transform(self, X: Any) -> Any:
-        algorithm = val.check_choice(self.algorithm, ("randomized", "lanczos"),
+        algorithm = val.check_choice(self.algorithm, ("randomized", "lanczos", "arpack"),
                                      name="algorithm")
         n_iter = val.check_int(self.n_iter, name="n_iter", low=0)
         val.check_int(self.n_oversamples, name="n_oversamples", low=0)
         tol = val.check_tol(self.tol, name="tol")
         X, xp = self._check_X(X, reset=True, sparse_ok=True)
         m, d = int(X.shape[0]), int(X.shape[1])
-        if algorithm == "lanczos":
+        if algorithm != "randomized":                    # 'arpack' names 'lanczos' too
             high = min(m, d) - 1
             rule = (f"1 <= n_components < min(n_samples, n_features) = {min(m, d)} for "
-                    f"algorithm='lanczos' (n_samples = {m}, n_features = {d})")
+                    f"algorithm={algorithm!r} (n_samples = {m}, n_features = {d})")
         else:
             high = min(m, d)
             rule = (f"1 <= n_components <= min(n_samples, n_features) = {min(m, d)} "

@@ -292,6 +292,7 @@ _ESTIMATORS = [
     eigarray.EigenLayer(1, solver="lanczos", random_state=0),
     eigarray.TruncatedSVD(random_state=0),
     eigarray.TruncatedSVD(1, algorithm="lanczos", random_state=0),
+    eigarray.TruncatedSVD(1, algorithm="arpack", random_state=0),
 ]
 
 
@@ -463,7 +464,8 @@ def test_wrong_feature_count():
     (8, "lanczos", r"0 < n_components < min\(n_samples, n_features\) = 8"),
     (1.5, "covariance", r"a float in \(0, 1\)"),
     (0.5, "randomized", "needs the full spectrum"),
-    ("mle", "auto", "'mle' is not supported"),
+    ("mle", "randomized", "'mle'.*needs the full spectrum"),
+    ("full", "auto", r"an integer, a float in \(0, 1\), 'mle' or None; got n_components='full'"),
 ])
 def test_bad_n_components(n_components, solver, match):
     X, _, _ = pca_data(m=20)
@@ -495,8 +497,9 @@ def test_bad_arguments_and_data():
     sp = pytest.importorskip("scipy.sparse")
     with pytest.raises(TypeError, match="sparse.*TruncatedSVD"):
         eigarray.EigenLayer().fit(sp.csr_matrix(X))
-    with pytest.raises(ValueError, match="`algorithm` must be one of"):
-        eigarray.TruncatedSVD(algorithm="arpack").fit(X)
+    with pytest.raises(ValueError, match="`algorithm` must be one of 'randomized', 'lanczos', "
+                                         "'arpack'; got algorithm='propack'"):
+        eigarray.TruncatedSVD(algorithm="propack").fit(X)
 
 
 def test_layers_module_speaks_array_api_only():
@@ -818,3 +821,233 @@ def test_sparse_torch_tensors_are_named():
         eigarray.TruncatedSVD(2).fit(X)
     with pytest.raises(TypeError, match="`X` is a sparse torch tensor"):
         eigarray.EigenLayer(2).fit(X)
+
+
+# --------------------------------------------------------------------------
+# Probabilistic PCA: score_samples, score, get_precision
+# --------------------------------------------------------------------------
+
+# A spectrum with a condition number of 16: the house bound below is then
+# far under 1e-10 relative.
+PPCA_SIGMA = (4.0, 3.0, 2.5, 2.0, 1.6, 1.3, 1.1, 1.0)
+
+
+def ppca_tolerance(sk, d):
+    """Relative bound on scores and precision: ``T d eps`` times the model's condition."""
+    ev = sk.explained_variance_
+    s2 = sk.noise_variance_
+    cond = ev[0] / (s2 if s2 > 0 else ev[-1])
+    tol = T * d * np.finfo(np.float64).eps * cond
+    assert tol <= 1e-10
+    return tol
+
+
+def assert_ppca_matches(est, sk, X_test):
+    d = X_test.shape[1]
+    tol = ppca_tolerance(sk, d)
+    ours, ref = host(est.score_samples(X_test)), sk.score_samples(X_test)
+    assert ours.shape == (X_test.shape[0],)
+    assert np.abs(ours - ref).max() <= tol * np.abs(ref).max()
+    score = est.score(X_test)
+    assert isinstance(score, float)
+    assert abs(score - sk.score(X_test)) <= tol * np.abs(ref).max()
+    P, Pref = host(est.get_precision()), sk.get_precision()
+    assert np.abs(P - Pref).max() <= tol * np.abs(Pref).max()
+
+
+@pytest.mark.parametrize("whiten", WHITEN, ids=str)
+@pytest.mark.parametrize("n_components", [1, 3, 7, 8, None, "mle"], ids=str)
+def test_score_samples_matches_sklearn(n_components, whiten):
+    X, _, _ = pca_data(m=200, sigma=PPCA_SIGMA)
+    X_test = np.random.default_rng(1).standard_normal((30, 8)) * 1.5 + X.mean(axis=0)
+    X0, T0 = X.copy(), X_test.copy()
+    est = eigarray.EigenLayer(n_components, whiten=whiten).fit(X)
+    # scikit-learn's model for whiten=True scales its components (its issue
+    # #13898); eigarray's model, like scikit-learn's unwhitened one, does not.
+    sk = SkPCA(n_components, svd_solver="full").fit(X)
+    assert est.n_components_ == sk.n_components_
+    if est.n_components_ == 8:
+        assert float(est.noise_variance_) == sk.noise_variance_ == 0.0
+    assert_ppca_matches(est, sk, X_test)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(X_test, T0)
+
+
+@pytest.mark.parametrize("solver", ["randomized", "lanczos"])
+def test_score_samples_of_the_iterative_solvers(solver):
+    X, _, _ = pca_data(m=200, sigma=PPCA_SIGMA)
+    est = eigarray.EigenLayer(3, solver=solver, random_state=0).fit(X)
+    assert_ppca_matches(est, SkPCA(3, svd_solver="full").fit(X), X[:40])
+
+
+def test_precision_inverts_the_model_covariance():
+    X, _, _ = pca_data(m=200, sigma=PPCA_SIGMA)
+    for k in (0.5, 8):
+        est = eigarray.EigenLayer(k).fit(X)
+        C, P = est.get_covariance(), est.get_precision()
+        ev = np.linalg.eigvalsh(C)                        # ascending
+        residual = np.abs(P @ C - np.eye(8)).max()
+        assert residual <= T * 8 * np.finfo(np.float64).eps * ev[-1] / ev[0]
+
+
+def test_score_samples_every_backend(backend):
+    X, _, _ = pca_data(m=200, sigma=PPCA_SIGMA)
+    X_test = X[:25] + 0.5
+    est = eigarray.EigenLayer(3, whiten=True).fit(to_backend(X, backend))
+    ll = est.score_samples(to_backend(X_test, backend))
+    assert is_backend_array(ll, backend)
+    assert is_backend_array(est.get_precision(), backend)
+    assert_ppca_matches(est, SkPCA(3, svd_solver="full").fit(X), to_backend(X_test, backend))
+    # a layer fitted on NumPy scores the arrays of another namespace in it
+    est = eigarray.EigenLayer(3).fit(X)
+    ll = est.score_samples(to_backend(X_test, backend))
+    assert is_backend_array(ll, backend)
+    np.testing.assert_allclose(host(ll), est.score_samples(X_test), rtol=0,
+                               atol=ppca_tolerance(SkPCA(3).fit(X), 8)
+                               * np.abs(est.score_samples(X_test)).max())
+
+
+def test_grid_search_by_likelihood():
+    # scikit-learn's model selection by probabilistic PCA: GridSearchCV
+    # scores each fold with ``score``
+    from sklearn.model_selection import GridSearchCV
+
+    X = low_rank_plus_noise(300, 10, 3, 0.5, rng=7)
+    grid = {"n_components": [1, 2, 3, 4, 6, 9]}
+    ours = GridSearchCV(eigarray.EigenLayer(), grid, cv=3).fit(X)
+    ref = GridSearchCV(SkPCA(svd_solver="full"), grid, cv=3).fit(X)
+    assert ours.best_params_ == ref.best_params_ == {"n_components": 3}
+    scores, expected = ours.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"]
+    tol = max(ppca_tolerance(SkPCA(k).fit(X), 10) for k in grid["n_components"])
+    assert np.abs(scores - expected).max() <= tol * np.abs(expected).max()
+
+
+def test_score_samples_singular_model_covariance():
+    rng = np.random.default_rng(0)
+    # n_components_ = 5 < 20 and no noise: scikit-learn inverts the singular
+    # covariance (a LinAlgError, or an ill-conditioned inverse, by rounding)
+    wide = rng.standard_normal((5, 20))
+    est = eigarray.EigenLayer().fit(wide)
+    assert float(est.noise_variance_) == 0.0
+    for method in (est.get_precision, lambda: est.score_samples(wide),
+                   lambda: est.score(wide)):
+        with pytest.raises(ValueError, match="covariance is singular.*n_components_ = 5 < "
+                                             "n_features = 20"):
+            method()
+    constant = eigarray.EigenLayer("mle").fit(np.ones((10, 3)))
+    with pytest.raises(ValueError, match="covariance is singular"):
+        constant.score(np.ones((2, 3)))
+
+
+def test_score_samples_checks_its_input():
+    X, _, _ = pca_data(m=200, sigma=PPCA_SIGMA)
+    est = eigarray.EigenLayer(3)
+    with pytest.raises(NotFittedError):
+        est.score_samples(X)
+    est.fit(X)
+    with pytest.raises(ValueError, match="X has 5 features, but EigenLayer is expecting 8"):
+        est.score(X[:, :5])
+    bad = X.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        est.score_samples(bad)
+
+
+def test_score_after_partial_fit():
+    X, _, _ = pca_data(m=200, sigma=PPCA_SIGMA)
+    stream = eigarray.EigenLayer(3)
+    for chunk in np.array_split(X, 4):
+        stream.partial_fit(chunk)
+    assert_ppca_matches(stream, SkPCA(3, svd_solver="full").fit(X), X[:30])
+
+
+# --------------------------------------------------------------------------
+# n_components='mle'
+# --------------------------------------------------------------------------
+
+def low_rank_plus_noise(m, d, rank, noise, rng):
+    g = np.random.default_rng(rng)
+    signal = g.standard_normal((m, rank)) @ g.standard_normal((rank, d)) * 3.0
+    return signal + noise * g.standard_normal((m, d)) + g.standard_normal(d)
+
+
+def test_mle_finds_a_clear_low_rank_signal():
+    X = low_rank_plus_noise(500, 12, 4, 0.3, rng=0)
+    est = eigarray.EigenLayer("mle").fit(X)
+    sk = SkPCA("mle", svd_solver="full").fit(X)
+    assert est.n_components_ == sk.n_components_ == 4
+    assert_matches_sklearn(est, sk, X, np.finfo(np.float64).eps)
+
+
+@pytest.mark.parametrize("case", range(24))
+def test_mle_matches_sklearn(case):
+    g = np.random.default_rng(case)
+    d = int(g.integers(2, 30))
+    m = int(g.integers(d, 400))
+    rank = int(g.integers(1, d + 1))
+    X = low_rank_plus_noise(m, d, rank, float(10.0 ** g.uniform(-3, 1)), rng=case)
+    if case % 4 == 0:                                   # decaying, no clear rank
+        X = X * np.geomspace(1.0, 1e-3, d)
+    assert eigarray.EigenLayer("mle").fit(X).n_components_ == \
+        SkPCA("mle", svd_solver="full").fit(X).n_components_
+
+
+def test_mle_does_not_depend_on_the_units():
+    # scikit-learn's absolute 1e-15 cut-off on the eigenvalues keeps no
+    # component of the small-scale copy; eigarray's scales with the data
+    X = low_rank_plus_noise(500, 12, 4, 0.3, rng=0)
+    for scale in (1e-10, 1.0, 1e10):
+        assert eigarray.EigenLayer("mle").fit(X * scale).n_components_ == 4
+
+
+def test_mle_without_noise_and_degenerate_data():
+    rng = np.random.default_rng(3)
+    exact = rng.standard_normal((60, 3)) @ rng.standard_normal((3, 9))   # rank 3
+    assert eigarray.EigenLayer("mle").fit(exact).n_components_ == \
+        SkPCA("mle", svd_solver="full").fit(exact).n_components_ == 3
+    # scikit-learn keeps no component of constant data or of a single feature
+    for X in (np.ones((10, 3)), rng.standard_normal((30, 1))):
+        est = eigarray.EigenLayer("mle").fit(X)
+        with np.errstate(invalid="ignore"):               # its ratios of constant data: 0/0
+            sk = SkPCA("mle", svd_solver="full").fit(X)
+        assert est.n_components_ == sk.n_components_ == 0
+        assert est.transform(X).shape == (X.shape[0], 0)
+        np.testing.assert_allclose(est.inverse_transform(est.transform(X)),
+                                   np.broadcast_to(X.mean(axis=0), X.shape))
+
+
+def test_mle_streams_and_refuses_what_sklearn_refuses():
+    X = low_rank_plus_noise(300, 10, 3, 0.2, rng=5)
+    stream = eigarray.EigenLayer("mle")
+    for chunk in np.array_split(X, 3):
+        stream.partial_fit(chunk)
+    assert stream.n_components_ == 3
+    with pytest.raises(ValueError, match="'mle'.*needs n_samples >= n_features"):
+        eigarray.EigenLayer("mle").fit(X[:8])
+    for solver in ("randomized", "lanczos"):
+        with pytest.raises(ValueError, match="'mle'.*needs the full spectrum"):
+            eigarray.EigenLayer("mle", solver=solver).fit(X)
+    with pytest.raises(ValueError, match="`n_components` must be .*'mle'.*got "
+                                         "n_components='MLE'"):
+        eigarray.EigenLayer("MLE").fit(X)
+
+
+# --------------------------------------------------------------------------
+# TruncatedSVD(algorithm='arpack')
+# --------------------------------------------------------------------------
+
+def test_truncated_svd_accepts_sklearns_arpack():
+    from sklearn.base import clone
+
+    X = term_document()
+    est = eigarray.TruncatedSVD(4, algorithm="arpack", random_state=0)
+    assert est.get_params()["algorithm"] == "arpack"
+    assert clone(est).algorithm == "arpack"
+    est.fit(X)
+    assert est.algorithm == "arpack"
+    lanczos = eigarray.TruncatedSVD(4, algorithm="lanczos", random_state=0).fit(X)
+    np.testing.assert_array_equal(est.components_, lanczos.components_)
+    np.testing.assert_array_equal(est.singular_values_, lanczos.singular_values_)
+    with pytest.raises(ValueError, match=r"n_components < min\(n_samples, n_features\) = 40 "
+                                         r"for algorithm='arpack'"):
+        eigarray.TruncatedSVD(40, algorithm="arpack").fit(X)
