@@ -14,18 +14,22 @@ and, through the frontier, their residual norms.  Converged wanted pairs are
 touched again), and the basis is restarted with the best Ritz vectors and the
 frontier, in one matrix product.  A block of two starting vectors (the
 default) finds both copies of double eigenvalues, which a single Krylov
-sequence cannot see; a product that falls into the span of the basis (an
-invariant subspace) is replaced by a random vector orthogonal to it.  For a
-requested accuracy ``tol`` above machine precision the basis is only kept
-semi-orthogonal (Simon 1984): projections below ``min(tol, sqrt(eps)) / 10``
-are left in place.  Well above machine precision they are not even measured
-(partial reorthogonalisation): bounds on them are carried from step to step
-by an ω-recurrence (:class:`_Orthogonality`), and only a block whose bound
-passes ``min(tol, sqrt(eps))`` is projected on the whole basis, with the
-block after it (Simon's rule: its bound, made from this one, would pass
-too); a restart then keeps a basis of the projected matrix's own invariant
-subspace (Krylov-Schur) rather than Ritz vectors, so that the relation the
-estimates rest on stays exact (:func:`_kept_subspace`).  A last Rayleigh-Ritz
+sequence cannot see; when the converged wanted values hold as many copies
+of one value as the block has vectors (at least two), one more cycle from a
+fresh random block, on the operator deflated of the wanted pairs, looks for
+further copies before the iteration stops; a product that falls into the
+span of the basis (an invariant subspace) is replaced by a random vector
+orthogonal to it.  For a requested accuracy ``tol`` above machine
+precision the basis is only kept semi-orthogonal (Simon 1984): projections
+below ``min(tol, sqrt(eps)) / 10`` are left in place.  Well above machine
+precision they are not even measured (partial reorthogonalisation): bounds
+on them are carried from step to step by an ω-recurrence
+(:class:`_Orthogonality`), and only a block whose bound passes
+``min(tol, sqrt(eps))`` is projected on the whole basis, with the block after
+it (Simon's rule: its bound, made from this one, would pass too); a
+restart then keeps a basis of the projected matrix's own invariant subspace
+(Krylov-Schur) rather than Ritz vectors, so that the relation the estimates
+rest on stays exact (:func:`_kept_subspace`).  A last Rayleigh-Ritz
 step on the returned vectors makes them orthonormal to working precision.
 
 Storage: the basis is the rows of an ``(ncv + block_size, n)`` array in the
@@ -125,6 +129,51 @@ def _wanted(theta: Any, k: int, which: str) -> Any:
     return hx.concat([up[:n_high], up[len(theta) - (k - n_high):]])
 
 
+# Two converged Ritz values within this many times ``tol ||A||`` of each
+# other are taken for copies of one eigenvalue: each lies within its
+# residual norm, at most ``tol ||A||``, of an eigenvalue.  A Ritz value of a
+# fresh cycle (see :func:`_impl`) must beat the wanted ones by as much.
+_COPIES_WIDTH = 4.0
+
+
+def _holds_copies(values: Any, copies: int, width: float) -> bool:
+    """Whether ``copies`` or more of ``values`` form a chain with gaps of at most ``width``."""
+    hx = ns.numpy_namespace()
+    run = 1
+    for gap in hx.diff(hx.sort(values)):
+        run = run + 1 if gap <= width else 1
+        if run >= copies:
+            return True
+    return False
+
+
+def _entered(theta: Any, nlock: int, k: int, which: str, width: float) -> bool:
+    """Whether an active value ``theta[nlock:]`` ranks among the ``k`` wanted ones
+    when all of them are moved by ``width`` up, and when they are moved down."""
+    hx = ns.numpy_namespace()
+    entered = None
+    for shift in (-width, width):
+        moved = hx.concat([theta[:nlock], theta[nlock:] + shift])
+        ranked = {int(i) for i in _wanted(moved, k, which) if i >= nlock}
+        entered = ranked if entered is None else entered & ranked
+    return bool(entered)
+
+
+def _fresh_block(xp: Any, B: Any, start: int, b: int, *, cplx: bool, rng: Any,
+                 device: Any) -> tuple[Any, int]:
+    """``B`` with ``b`` random rows orthonormal to ``B[:start]`` written at ``start``.
+
+    Returns ``B`` and the number of rows now in it (fewer than
+    ``start + b`` only if ``B[:start]`` spans nearly the whole space).
+    """
+    n = B.shape[1]
+    V = xp.stack([random_vector(xp, n, B.dtype, rng, device) for _ in range(b)], axis=0)
+    V, _, norms = project_out(xp, B, start, V, cplx=cplx)
+    V, _, lost = orthonormalize_rows(xp, B, start, V, norms, cplx=cplx, breakdown=0.0,
+                                     rng=rng)
+    return set_rows(B, slice(start, start + b), V), start + b - lost
+
+
 def record_restart(history: dict, callback: Callable | None, n_iter: int, n_matvec: int,
                    values: Any, estimates: Any, done: Any) -> bool:
     """Append a restart to ``history`` (ascending values) and call ``callback``.
@@ -146,7 +195,8 @@ def record_restart(history: dict, callback: Callable | None, n_iter: int, n_matv
 # A block of two starting vectors: a single Krylov sequence never sees the
 # second copy of a double eigenvalue (ARPACK's eigsh misses them on a square
 # grid Laplacian); a block of two finds every copy of eigenvalues of
-# multiplicity up to two in exact arithmetic, and higher ones by rounding.
+# multiplicity up to two in exact arithmetic, and higher ones through a
+# cycle from a fresh block (see _impl, step 2) or rounding.
 DEFAULT_BLOCK_SIZE = 2
 
 # Basis rows added to the default per starting vector beyond the first.  A
@@ -260,10 +310,11 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     n_iter = 0
     stop_reason = None
     exhausted = False
+    verifying = False                # this cycle runs from a fresh block (see step 2)
     # Products are divided by ``scale`` (a power of two, 1 unless ||A|| is
     # so large or small that squares of its entries would overflow or
     # underflow); values and residuals are scaled back on the way out.
-    scale = None
+    scale, scale_set = 1.0, False
 
     while True:
         # 1. Process the frontier, a block of rows at a time, until m rows are.
@@ -276,9 +327,11 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 W = op.matmat_rows(V, B[size:size + r, ...])
             else:
                 W = op.matmat(V.T).T if r > 1 else op.matvec(V[0, ...])[None, :]
-            if scale is None:
-                # The first product sets the scale of the iteration.
-                scale = iteration_scale(xp, W, dtype)
+            if not scale_set:
+                # The first nonzero product sets the scale of the iteration: a
+                # zero one (a start in A's null space) says nothing of it.
+                found = iteration_scale(xp, W, dtype)
+                scale, scale_set = (1.0, False) if found is None else (found, True)
             if scale != 1.0:
                 if work is not None:
                     W *= 1.0 / scale
@@ -404,36 +457,63 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         anorm = max(anorm, float(hx.max(hx.abs(theta))) if theta.size else 0.0,
                     max((abs(t) for t in locked_theta), default=0.0))
         threshold = tol * anorm
+        width = _COPIES_WIDTH * threshold
 
         all_theta = hx.concat([hx.asarray(locked_theta, dtype=hx.float64), theta])
         all_est = hx.concat([hx.asarray(locked_est, dtype=hx.float64), est])
         wanted = _wanted(all_theta, k, which)
+        settled = False
+        if verifying:
+            # The cycle from a fresh block (step 4), every wanted pair locked
+            # before it: unless one of its Ritz values ranks among the wanted
+            # whichever way it is moved by ``width``, the locked pairs are
+            # the answer; otherwise the iteration goes on as usual.
+            verifying = False
+            settled = not _entered(all_theta, nlock, k, which, width)
+            if settled:
+                wanted = _wanted(all_theta[:nlock], k, which)
         done = all_est[wanted] <= threshold
         n_iter += 1
         if record_restart(history, callback, n_iter, op.n_matvec - matvec0,
                           all_theta[wanted] * scale, all_est[wanted] * scale, done):
             stop_reason = "callback"
-        if bool(hx.all(done)) or exhausted or n_iter >= maxiter or stop_reason:
+        stop = settled or exhausted or n_iter >= maxiter or stop_reason
+        if bool(hx.all(done)) and not stop:
+            # A block of b vectors sees at most b copies of an eigenvalue in
+            # exact arithmetic; further ones appear through rounding, which
+            # a tol above eps may not leave time for.  With b (at least two)
+            # copies among the wanted values, one cycle from a fresh random
+            # block on the operator deflated of every wanted pair finds a
+            # copy left out, or shows there is none.
+            n_after = nlock + sum(1 for i in wanted if i >= nlock)
+            verifying = (n_after + b < m
+                         and _holds_copies(all_theta[wanted], max(b, 2), width))
+        if stop or (bool(hx.all(done)) and not verifying):
             break
 
         # 3. Lock the converged wanted pairs and choose the Ritz vectors to keep.
         active_wanted = [int(i) - nlock for i in wanted if i >= nlock]
         new_lock = [i for i in active_wanted if est[i] <= threshold]
         unconverged = [i for i in active_wanted if est[i] > threshold]
-        n_free = m - nlock - len(new_lock)
-        locked_set = set(new_lock)
-        rest = [int(i) for i in _preference(theta, which) if int(i) not in locked_set]
-        if keep is default_keep and which in ("LA", "SA"):
-            line = theta[rest] if which == "LA" else -theta[rest]
-            target = max((rest.index(i) for i in unconverged), default=0)
-            n_keep = default_keep(n_free, len(unconverged), line, target)
+        if verifying:
+            # Every wanted pair is locked; nothing else is kept, and a fresh
+            # block replaces the frontier (step 4).
+            kept, fw = [], 0
         else:
-            n_keep = keep(n_free, len(unconverged))
-        n_keep = min(n_free - 1, max(len(unconverged), n_keep))
-        kept = rest[:n_keep]
+            n_free = m - nlock - len(new_lock)
+            locked_set = set(new_lock)
+            rest = [int(i) for i in _preference(theta, which) if int(i) not in locked_set]
+            if keep is default_keep and which in ("LA", "SA"):
+                line = theta[rest] if which == "LA" else -theta[rest]
+                target = max((rest.index(i) for i in unconverged), default=0)
+                n_keep = default_keep(n_free, len(unconverged), line, target)
+            else:
+                n_keep = keep(n_free, len(unconverged))
+            n_keep = min(n_free - 1, max(len(unconverged), n_keep))
+            kept = rest[:n_keep]
+            fw = size - j
         sel = new_lock + kept
         p = len(sel)
-        fw = size - j
 
         # 4. Thick restart: Ritz vectors, then the frontier rows, at the front.
         n_new = len(new_lock)
@@ -444,8 +524,8 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             # kept vectors then span Ha's own invariant subspace, so that the
             # restarted relation stays exact (see _kept_subspace).
             Ysel, Tk, err = _kept_subspace(Ha, theta, S, new_lock, kept)
-            pro.restart(Ysel, err, nlock, j, size)
-        Gk = H[j:size, nlock:j] @ Ysel[:, n_new:]
+            pro.restart(Ysel, err, nlock, j, j + fw)
+        Gk = H[j:j + fw, nlock:j] @ Ysel[:, n_new:]
         Y = ns.from_host_numpy(Ysel, xp, like=B)
         Y = xp.astype(Y, dtype) if Y.dtype != dtype else Y
         B = combine_rows(xp, B, Y, start=nlock, stop=j)
@@ -465,6 +545,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         nlock += n_new
         j = nlock + len(kept)
         size = j + fw
+        if verifying:
+            B, size = _fresh_block(xp, B, size, b, cplx=cplx, rng=rng, device=op.device)
+            project_next = False
 
     # 5. The wanted pairs, ascending, with true residuals.
     vals = all_theta[wanted]
@@ -599,8 +682,10 @@ def _prepare(A: Any, k: int, which: str, v0: Any, ncv: Any, maxiter: Any, tol: A
     hosted = host_view_operator(A)
     op, caller = (hosted[0], hosted[1:]) if hosted is not None else (aslinearoperator(A), None)
     if op.xp is None:
-        v0_is_array = v0 is not None and ns.is_array_api_obj(v0)
-        op = op.bind(ns.array_namespace(v0) if v0_is_array else ns.numpy_namespace())
+        if v0 is not None and ns.is_array_api_obj(v0):
+            op = op.bind(ns.array_namespace(v0), device=ns.device(v0))
+        else:
+            op = op.bind(ns.numpy_namespace())
     n = val.check_square_shape(op.shape, name="A")
     if n < 2:
         raise ValueError(
@@ -638,13 +723,15 @@ def _to_caller(result: EighResult, caller: tuple | None) -> EighResult:
 
 def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None = None,
           maxiter: int | None = None, tol: float = 0, return_eigenvectors: bool = True, *,
-          M: Any = None, sigma: Any = None, rng: Any = None, callback: Callable | None = None,
+          M: Any = None, sigma: Any = None, Minv: Any = None, OPinv: Any = None,
+          mode: str = "normal", rng: Any = None, callback: Callable | None = None,
           on_nonconvergence: str = "warn") -> Any:
     """Find ``k`` eigenpairs of a real symmetric or complex Hermitian operator.
 
     :func:`scipy.sparse.linalg.eigsh`'s arguments and results (standard
-    problem, no shift-invert; ``M`` and ``sigma`` keyword-only, where scipy
-    takes them third and fourth) on the array the caller has: NumPy, CuPy, torch,
+    problem, no shift-invert; ``M``, ``sigma``, ``Minv``, ``OPinv`` and
+    ``mode`` keyword-only, where scipy takes ``M`` and ``sigma`` third and
+    fourth) on the array the caller has: NumPy, CuPy, torch,
     JAX or array-api-strict arrays, scipy / cupyx sparse matrices, torch
     sparse tensors and matrix-free operators.  The solver is thick-restart
     Lanczos with full reorthogonalisation and locking (see
@@ -666,6 +753,13 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
         Number of basis vectors multiplied between restarts, ``k < ncv <= n``;
         default ``min(n, max(3k, k + 70) + 40)`` (the basis of the default
         block of two starting vectors; ``max(3k, k + 70)`` for one vector).
+        The block holds ``min(2, ncv - k)`` vectors: one for ``ncv = k + 1``.
+        Keep ``ncv`` well above ``k``: with ``ncv = k + 1`` or ``k + 2`` a
+        pair that ranks among the wanted ones only within the small basis
+        can be locked, and a wrong set comes back flagged converged (for
+        instance with ``which='SA'`` on a rank-deficient matrix and
+        ``ncv = k + 1``, a positive eigenvalue in place of a zero one; see
+        :doc:`lanczos`).
     maxiter : int, optional
         Maximum number of restarts (default ``max(10 n, 1000)``).
     tol : float, default=0
@@ -674,8 +768,12 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
         0 means machine precision of the working dtype.
     return_eigenvectors : bool, default=True
         When False, return the eigenvalues alone (an array), as scipy does.
-    M, sigma : None
-        Generalised and shift-invert problems are not implemented.
+    M, sigma, Minv, OPinv : None
+        Generalised (``M``, ``Minv``) and shift-invert (``sigma``,
+        ``OPinv``) problems are not implemented.
+    mode : {'normal'}, default='normal'
+        scipy's shift-invert modes ``'buckling'`` and ``'cayley'`` are not
+        implemented.
     rng : None, int or numpy.random.Generator, optional
         Source of the starting and restart vectors.
     callback : callable, optional
@@ -699,10 +797,11 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     ------
     ValueError
         For a non-square operator, ``k`` outside ``0 < k < n``, an unknown
-        ``which``, NaN or Inf in a dense or sparse ``A``, a ``v0`` of the
-        wrong shape, or ``ncv`` outside ``k < ncv <= n``.
+        ``which`` or ``mode``, NaN or Inf in a dense or sparse ``A``, a
+        ``v0`` of the wrong shape, or ``ncv`` outside ``k < ncv <= n``.
     NotImplementedError
-        For ``M`` or ``sigma``.
+        For ``M``, ``sigma``, ``Minv`` or ``OPinv`` other than None, or
+        ``mode='buckling'`` or ``'cayley'``.
     NoConvergence
         With ``on_nonconvergence='raise'``, when some pairs did not converge.
 
@@ -719,11 +818,25 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
 
     Notes
     -----
-    The iteration starts from a block of two vectors (``v0`` and a random
-    one), so both copies of a double eigenvalue are found (ARPACK's single
-    vector misses second copies, e.g. on a square-grid Laplacian); use
-    :func:`lanczos` with ``block_size=1`` for the classical single-vector
-    method.  Cost per operator application: the product with ``A`` plus, for
+    The iteration starts from a block of ``min(2, ncv - k)`` vectors (``v0``
+    and a random one; ``v0`` alone for ``ncv = k + 1``), so both copies of a
+    double eigenvalue are found (ARPACK's single vector misses second
+    copies, e.g. on a square-grid Laplacian); use :func:`lanczos` with
+    ``block_size=1`` for the classical single-vector method.
+
+    A block of ``b`` vectors sees at most ``b`` copies of an eigenvalue in
+    exact arithmetic.  When every wanted pair has converged and the wanted
+    values hold ``b`` (and at least two) copies of one value (values within
+    ``4 tol ||A||`` of each other), the wanted pairs are locked and one more
+    cycle runs from a fresh random block on the operator deflated of them:
+    the iteration stops when none of that cycle's Ritz values ranks among
+    the wanted ones by more than ``4 tol ||A||``, and otherwise goes on
+    (checking again when it next converges).  Each check costs one cycle,
+    about ``ncv - k`` products, and runs only on problems with such copies
+    (110 products on the 300 x 300 square-grid Laplacian, ``k = 10``, tol
+    1e-8).
+
+    Cost per operator application: the product with ``A`` plus, for
     each of one (usually) or two Gram-Schmidt passes, two products with the
     ``(j, n)`` basis block; per restart one ``(p, ncv) x (ncv, n)`` product.
     With a ``tol`` above machine precision the basis is kept semi-orthogonal
@@ -756,10 +869,16 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     >>> bool(np.allclose(w, exact[-4:], rtol=1e-12))
     True
     """
-    if M is not None or sigma is not None:
-        raise NotImplementedError(
-            "`M` (generalised problems) and `sigma` (shift-invert) are not implemented; "
-            "eigsh solves the standard Hermitian problem A x = λ x.")
+    mode = val.check_choice(mode, ("normal", "buckling", "cayley"), name="mode")
+    for name, given, what in (("M", M is not None, "generalised problems"),
+                              ("sigma", sigma is not None, "shift-invert"),
+                              ("Minv", Minv is not None, "generalised problems"),
+                              ("OPinv", OPinv is not None, "shift-invert"),
+                              ("mode", mode != "normal", f"shift-invert mode {mode!r}")):
+        if given:
+            raise NotImplementedError(
+                f"`{name}` ({what}) is not implemented; eigsh solves the standard "
+                f"Hermitian problem A x = λ x.")
     return_eigenvectors = val.check_bool(return_eigenvectors, name="return_eigenvectors")
     op, k, which, v0, ncv, maxiter, tol, rng, caller = _prepare(
         A, k, which, v0, ncv, maxiter, tol, rng, callback, on_nonconvergence)
@@ -792,6 +911,9 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
     ncv : int, optional
         Basis size (default ``min(n, max(3k, k + 70) + 40 (block_size - 1))``,
         as in :func:`eigsh`).  Peak memory is about ``(ncv + k + 4 block_size) n``.
+        Keep it well above ``k``: with ``ncv = k + 1`` (where the default
+        block is one vector) or ``k + 2``, a wrong set can come back flagged
+        converged (see :func:`eigsh`).
     keep : int, float or callable, optional
         Restart policy: how many unlocked Ritz vectors to keep at a restart.
         An int keeps that many (at least the unconverged wanted ones), a float
@@ -806,11 +928,14 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
         pairs plus 40% of the remaining free slots.
     block_size : int, optional
         Number of starting vectors, ``1 <= block_size <= ncv - k`` (default
-        2, as :func:`eigsh`).  A block of ``b`` vectors finds every copy of
-        eigenvalues of multiplicity up to ``b``; ``block_size=1`` is the
-        classical single-vector method, which needs fewer operator
-        applications when the wanted eigenvalues are known to be simple, and
-        finds further copies of repeated ones only through rounding errors.
+        ``min(2, ncv - k)``, as :func:`eigsh`).  A block of ``b`` vectors
+        finds every copy of eigenvalues of multiplicity up to ``b``, and
+        further copies through the cycle from a fresh block that runs when
+        the converged wanted values hold ``b`` (and at least two) copies of
+        one value (see :func:`eigsh`); ``block_size=1`` is the classical
+        single-vector method, which needs fewer operator applications when
+        the wanted eigenvalues are known to be simple, and finds a second
+        copy of a repeated one only through rounding errors.
     maxiter, tol, v0, rng, callback, on_nonconvergence
         As in :func:`eigsh`.
 

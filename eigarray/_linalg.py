@@ -258,27 +258,34 @@ def combine_rows(xp: Any, B: Any, Y: Any, *, start: int, stop: int, chunk: int =
     return B
 
 
-def iteration_scale(xp: Any, W: Any, dtype: Any, length: int | None = None) -> float:
-    """A power of two to divide the products by, from the first block of them.
+def iteration_scale(xp: Any, W: Any, dtype: Any,
+                    length: int | None = None) -> float | None:
+    """A power of two to divide the products by, from the first nonzero block of them.
 
     1.0 unless ``W``'s entries are so large or small (beyond ``2^±(emax/4)``
     after a factor ``sqrt(n)``: ``2^±256`` in float64, ``2^±32`` in float32)
     that sums of their squares, which norms and Gram matrices form, could
-    overflow or underflow; a power of two scales exactly.  ``length``: that
-    of the vectors in ``W`` (default: its rows, ``W.shape[-1]``).
+    overflow or underflow; a power of two scales exactly.  None when ``W``
+    is all zero (a product of vectors in the operator's null space says
+    nothing of its scale): the caller asks again with the next product.
+    ``length``: that of the vectors in ``W`` (default: its rows,
+    ``W.shape[-1]``).
     """
     amax = float(xp.max(xp.abs(W))) * math.sqrt(W.shape[-1] if length is None else length)
+    if amax == 0.0:
+        return None
     bound = 2.0 ** (math.frexp(float(xp.finfo(ns.real_dtype(xp, dtype)).max))[1] // 4)
-    if not math.isfinite(amax) or amax == 0.0 or 1.0 / bound <= amax <= bound:
+    if not math.isfinite(amax) or 1.0 / bound <= amax <= bound:
         return 1.0
     return 2.0 ** (math.frexp(amax)[1] - 1)
 
 
 def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:
-    """``A / s`` for a bound operator, ``s`` a power of two set by its first product.
+    """``A / s`` for a bound operator, ``s`` a power of two set by its first nonzero product.
 
     Returns the operator (products counted on it) and a function giving
-    ``s`` (1.0 before the first product); see :func:`iteration_scale`.
+    ``s`` (1.0 while every product has been zero); see
+    :func:`iteration_scale`.
     Solvers whose norms and Gram matrices would overflow or underflow on
     ``A`` run on ``A / s`` and multiply values and residuals by ``s``.  On
     Dask, where reading the first product's scale would compute it once
@@ -295,7 +302,7 @@ def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:
         if box[0] is None:
             box[0] = iteration_scale(xp, y, op.dtype, length)
         s = box[0]
-        return y if s == 1.0 else y * (1.0 / s)
+        return y if s is None or s == 1.0 else y * (1.0 / s)
 
     def matvec(x: Any) -> Any:
         return fix(op.matvec(x), op.shape[0])
@@ -313,7 +320,8 @@ def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:
         if box[0] is None or box[0] == 1.0:
             Y, Z = op.normal_matmat(X)
             Y = fix(Y, op.shape[0])
-            if box[0] == 1.0:
+            # Unscaled, or A X = 0 (no scale yet), whose Aᴴ (A X) is 0 exactly.
+            if box[0] is None or box[0] == 1.0:
                 return Y, Z
         else:
             Y = matmat(X)
@@ -333,7 +341,7 @@ def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:
 def check_start(op: Any, X: Any, n: int, *, name: str, block: bool = False,
                 note: str = "") -> Any:
     """A caller's starting vector ``(n,)`` (or block ``(n, p)``) for ``op``: a copy
-    in its namespace and working dtype.
+    in its namespace, on its device (when it names one) and in its working dtype.
 
     A vector is also divided by its largest magnitude, so that its norm is
     in range.  Raises a TypeError or ValueError naming ``name`` for an
@@ -354,6 +362,8 @@ def check_start(op: Any, X: Any, n: int, *, name: str, block: bool = False,
                          f"got shape={shape}.")
     if not ns.same_namespace(ns.array_namespace(X), xp):
         X = ns.from_host_numpy(ns.to_host_numpy(X), xp)
+    if op.device is not None and ns.device(X) != op.device:
+        X = ns.to_device(X, op.device)
     kinds = ("bool", "integral", "real floating", "complex floating")
     try:
         numeric = ns.array_namespace(X).isdtype(X.dtype, kinds)

@@ -34,6 +34,8 @@ __all__ = [
     "array_namespace",
     "numpy_namespace",
     "working_dtype",
+    "dtype_name",
+    "dtype_framework",
     "real_dtype",
     "is_complex",
     "eps",
@@ -96,16 +98,26 @@ def real_dtype(xp: Any, dtype: Any) -> Any:
 
 
 def same_namespace(a: Any, b: Any) -> bool:
-    """Whether two namespaces are the same module (compat wrappers compared by name)."""
-    return getattr(a, "__name__", a) == getattr(b, "__name__", b)
+    """Whether two namespaces are the same module.
+
+    Compared by name, an array-api-compat wrapper (``array_api_compat.torch``)
+    as the module it wraps (``torch``): callers pass either.
+    """
+    def base(m: Any) -> Any:
+        name = getattr(m, "__name__", m)
+        return name.removeprefix("array_api_compat.") if isinstance(name, str) else name
+
+    return base(a) == base(b)
 
 
 def working_dtype(xp: Any, dtype: Any, *, name: str = "A") -> Any:
     """The floating dtype a solver works in for an input of ``dtype``.
 
     Booleans and integers promote to float64 (as ``numpy.linalg`` does),
-    float16 and bfloat16 promote to float32 (no solver keeps half precision
-    accurate), float32/float64/complex64/complex128 are kept.
+    float16 and bfloat16 promote to float32 and torch's complex32 to
+    complex64 (no solver keeps half precision accurate),
+    float32/float64/complex64/complex128 are kept.  NumPy's are returned
+    as ``numpy.dtype`` objects (``dtype('float64')``, not the scalar type).
 
     Raises
     ------
@@ -117,16 +129,20 @@ def working_dtype(xp: Any, dtype: Any, *, name: str = "A") -> Any:
         dtype = dtype.newbyteorder("=")         # big-endian data: computed natively
     for keep in ("float32", "float64", "complex64", "complex128"):
         if dtype == getattr(xp, keep, None):
-            return dtype
+            return _as_numpy_dtype(dtype)
     try:
         if xp.isdtype(dtype, ("bool", "integral")):
-            return xp.float64
+            return _as_numpy_dtype(xp.float64)
         half = xp.isdtype(dtype, "real floating") and xp.finfo(dtype).bits < 32
         extended = xp.isdtype(dtype, "real floating") and not half
+        # finfo of torch's complex32 describes its float16 parts.
+        complex_half = xp.isdtype(dtype, "complex floating") and xp.finfo(dtype).bits < 32
     except (TypeError, ValueError):
-        half = extended = False
+        half = extended = complex_half = False
     if half:                                    # float16, bfloat16
-        return xp.float32
+        return _as_numpy_dtype(xp.float32)
+    if complex_half:                            # torch.complex32
+        return xp.complex64
     if extended:
         raise TypeError(f"`{name}` has dtype={dtype}: extended precision is not supported "
                         f"(it would be computed in lower precision); convert to float64.")
@@ -134,6 +150,44 @@ def working_dtype(xp: Any, dtype: Any, *, name: str = "A") -> Any:
         f"`{name}` must have a real or complex floating, integer or boolean "
         f"dtype; got dtype={dtype}."
     )
+
+
+def _as_numpy_dtype(dtype: Any) -> Any:
+    """NumPy's scalar types (``numpy.float64``) as dtypes; other dtypes unchanged."""
+    if isinstance(dtype, type) and issubclass(dtype, np.generic):
+        return np.dtype(dtype)
+    return dtype
+
+
+# Dtype names shared by the array frameworks (the Array API's, plus the
+# half-precision ones that some add): what a dtype is translated by.
+_DTYPE_NAMES = frozenset((
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "bfloat16", "float32", "float64", "complex32", "complex64", "complex128"))
+
+
+def dtype_name(dtype: Any) -> str | None:
+    """The name (``"float64"``) of a dtype of any framework; None for anything else.
+
+    NumPy reads its own dtypes, JAX's, CuPy's and type names (``float``);
+    others (``torch.float64``, ``array_api_strict.float64``) are known by
+    the name they print.
+    """
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = str(dtype).rsplit(".", 1)[-1]
+    return name if name in _DTYPE_NAMES else None
+
+
+def dtype_framework(dtype: Any) -> str | None:
+    """The top-level module of a dtype that NumPy cannot read (``"torch"``); None otherwise."""
+    try:
+        np.dtype(dtype)
+    except TypeError:
+        module = type(dtype).__module__.split(".")[0]
+        return None if module == "builtins" else module     # a bad string is no framework's
+    return None
 
 
 def eps(xp: Any, dtype: Any) -> float:
@@ -173,6 +227,10 @@ def from_host_numpy(a: np.ndarray, xp: Any, like: Any = None) -> Any:
     return out
 
 
+# torch dtypes that have no NumPy counterpart, so no NumPy view.
+_NO_NUMPY_DTYPE = ("torch.bfloat16", "torch.complex32")
+
+
 def as_numpy_view(x: Any) -> np.ndarray | None:
     """Zero-copy NumPy view of a host array of any DLPack-capable namespace.
 
@@ -184,8 +242,8 @@ def as_numpy_view(x: Any) -> np.ndarray | None:
     if is_cupy_array(x):
         return None
     if is_torch_array(x):
-        if x.device.type != "cpu" or x.requires_grad or str(x.dtype) == "torch.bfloat16":
-            return None                          # bfloat16: no NumPy dtype
+        if x.device.type != "cpu" or x.requires_grad or str(x.dtype) in _NO_NUMPY_DTYPE:
+            return None
         return x.resolve_conj().resolve_neg().numpy()
     try:
         return np.from_dlpack(x)

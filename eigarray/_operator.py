@@ -6,7 +6,8 @@ duck-typed operators (``shape``, ``dtype``, ``matvec`` and optionally
 ``matmat``, ``rmatvec``, ``rmatmat``) and plain callables to one small
 interface: :class:`LinearOperator`.  Its products are counted (``n_matvec``
 counts every column a product is applied to), and it knows the namespace
-(``xp``) and device its vectors live in.
+(``xp``) and device its vectors live in.  Products that are the caller's
+code have their results checked (array, namespace, shape, kind) and copied.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class LinearOperator:
     shape : tuple of int
         ``(m, n)``.
     dtype
-        Dtype of ``xp`` the products are computed in.
+        Dtype of ``xp`` the products are computed in (for an unbound
+        operator, the dtype it declares; see :meth:`bind`).
     xp : namespace or None
         Array namespace of the vectors the operator takes and returns; None
         for an operator not yet bound to one (see :meth:`bind`).
@@ -51,11 +53,20 @@ class LinearOperator:
         ``(V (p, n), out (p, m)) -> None``: writes ``(A Vᵀ)ᵀ`` into the
         NumPy rows ``out`` (see :meth:`matmat_rows`); when missing, a
         product and a copy.
+    user_products : bool, default=False
+        True when the products are the caller's code (a callable, a
+        duck-typed or a scipy operator): each result is checked to be an
+        array of the namespace of the vectors, and copied (JAX and Dask
+        arrays aside, which cannot change), since such code may hand back
+        one buffer that it overwrites on its next call (``out=``).
 
     Attributes
     ----------
     n_matvec : int
-        Products applied so far (one per column).
+        Products applied so far (one per column).  The solvers apply an
+        unbound operator through a bound copy (see :meth:`bind`), which
+        counts instead; a bound operator counts across calls.
+        ``result.info.n_matvec`` is the count of one solve.
     n_rmatvec : int
         Adjoint products applied so far (one per column).
     """
@@ -64,7 +75,7 @@ class LinearOperator:
                  matmat: Callable | None = None, rmatvec: Callable | None = None,
                  rmatmat: Callable | None = None, device: Any = None,
                  normal: Callable | None = None, rnormal: Callable | None = None,
-                 rows_into: Callable | None = None):
+                 rows_into: Callable | None = None, user_products: bool = False):
         self.shape = (int(shape[0]), int(shape[1]))
         self.dtype = dtype
         self.xp = xp
@@ -76,24 +87,40 @@ class LinearOperator:
         self._normal = normal
         self._rnormal = rnormal
         self._rows_into = rows_into
+        self._user_products = user_products
+        self._argument_type: type | None = None      # last argument type found valid
         self.n_matvec = 0
         self.n_rmatvec = 0
 
-    def bind(self, xp: Any) -> LinearOperator:
-        """This operator with its vectors in namespace ``xp``.
+    def bind(self, xp: Any, device: Any = None) -> LinearOperator:
+        """This operator with its vectors in namespace ``xp`` on ``device``.
 
         Operators built from callables or duck-typed objects without an
-        explicit namespace take any; a solver binds them to the namespace of
-        its starting vector (NumPy by default).  Bound operators return
-        themselves.
+        explicit namespace take any; a solver binds them to the namespace
+        and device of its starting vector (NumPy by default).  The declared
+        dtype is translated by name into ``xp`` and promoted to the working
+        dtype.  Bound operators return themselves.
+
+        Raises
+        ------
+        TypeError
+            For an operator whose dtype belongs to a framework that NumPy
+            does not read (``torch.float64``) bound to another namespace.
         """
         if self.xp is not None:
             return self
-        dtype = _dtype_in(xp, self.dtype, name="A")
+        framework = ns.dtype_framework(self.dtype)
+        if framework is not None and framework not in xp.__name__.split("."):
+            raise TypeError(
+                f"`A` has the {framework} dtype {self.dtype}, so its products take {framework} "
+                f"arrays, but the vectors would be arrays of {_namespace_name(xp)}: pass a "
+                f"{framework} `v0` (or `xp=` to aslinearoperator).")
+        dtype = ns.working_dtype(xp, _dtype_in(xp, self.dtype, name="A"), name="A")
         op = LinearOperator(self.shape, dtype, xp, matvec=self._matvec, matmat=self._matmat,
-                            rmatvec=self._rmatvec, rmatmat=self._rmatmat, device=self.device,
+                            rmatvec=self._rmatvec, rmatmat=self._rmatmat,
+                            device=self.device if device is None else device,
                             normal=self._normal, rnormal=self._rnormal,
-                            rows_into=self._rows_into)
+                            rows_into=self._rows_into, user_products=self._user_products)
         op.n_matvec, op.n_rmatvec = self.n_matvec, self.n_rmatvec
         return op
 
@@ -102,38 +129,65 @@ class LinearOperator:
         """True when ``rmatvec`` or ``rmatmat`` was given."""
         return self._rmatvec is not None or self._rmatmat is not None
 
-    def _checked(self, y: Any, x: Any, expected: tuple) -> Any:
+    def _checked(self, y: Any, x: Any, expected: tuple, method: str) -> Any:
+        """The result ``y`` of a product of ``x``, checked (and copied, see ``user_products``)."""
+        if self._user_products and type(y) is not type(x):
+            xp = self.xp if self.xp is not None else ns.array_namespace(x)
+            if not ns.is_array_api_obj(y) or not ns.same_namespace(ns.array_namespace(y), xp):
+                raise TypeError(
+                    f"the operator `A` returned {_describe(y)} from `{method}`; its products "
+                    f"must return arrays of {_namespace_name(xp)}, the namespace of the "
+                    f"vectors it is applied to (that of `v0`, or `xp=` of aslinearoperator).")
         if tuple(y.shape) != expected:
             raise ValueError(
                 f"the operator `A` of shape {self.shape} returned an array of shape "
-                f"{tuple(y.shape)} from one of shape {tuple(x.shape)}; expected {expected}.")
+                f"{tuple(y.shape)} from `{method}` of one of shape {tuple(x.shape)}; "
+                f"expected {expected}.")
         if "complex" in str(y.dtype) and "complex" not in str(self.dtype):
             # Casting to the real working dtype would drop the imaginary part.
-            raise TypeError(f"the operator `A` returned complex values ({y.dtype}) but its "
-                            f"dtype is {self.dtype}; pass dtype=complex128 (or complex64) to "
-                            f"aslinearoperator.")
+            raise TypeError(f"the operator `A` returned complex values ({y.dtype}) from "
+                            f"`{method}` but its dtype is {self.dtype}; pass dtype=complex128 "
+                            f"(or complex64) to aslinearoperator.")
+        if self._user_products and not (ns.is_jax_array(y) or ns.is_dask_array(y)):
+            xp = self.xp if self.xp is not None else ns.array_namespace(y)
+            y = xp.asarray(y, copy=True)
         return y
 
-    def _argument(self, x: Any, ndim: int, length: int, method: str) -> None:
+    def _argument(self, x: Any, ndim: int, length: int, method: str) -> Any:
+        """The namespace of ``x`` once checked as the argument of ``method``."""
+        xp = self.xp
+        if type(x) is not self._argument_type:
+            if not ns.is_array_api_obj(x):
+                raise TypeError(f"{method} of the {self.shape[0]}x{self.shape[1]} operator "
+                                f"takes an array; got {type(x).__name__}.")
+            # Dask operators also take NumPy vectors (the solvers keep a few on
+            # the host, computed at once), which Dask's products read.
+            if (xp is not None and not ns.same_namespace(ns.array_namespace(x), xp)
+                    and not (ns.is_dask_namespace(xp) and ns.is_numpy_array(x))):
+                raise TypeError(f"{method} of the {self.shape[0]}x{self.shape[1]} operator "
+                                f"takes arrays of {_namespace_name(xp)}; got {_describe(x)}: "
+                                f"convert it first.")
+            self._argument_type = type(x)
         if x.ndim != ndim or x.shape[0] != length:
             want = f"({length},)" if ndim == 1 else f"({length}, p)"
             raise ValueError(f"{method} of the {self.shape[0]}x{self.shape[1]} operator takes "
                              f"an array of shape {want}; got shape {tuple(x.shape)}.")
+        return xp if xp is not None else ns.array_namespace(x)
 
     def matvec(self, x: Any) -> Any:
         """``A x`` for ``x`` of shape ``(n,)``; counted once."""
         self._argument(x, 1, self.shape[1], "matvec")
         self.n_matvec += 1
-        return self._checked(self._matvec(x), x, (self.shape[0],))
+        return self._checked(self._matvec(x), x, (self.shape[0],), "matvec")
 
     def matmat(self, X: Any) -> Any:
         """``A X`` for ``X`` of shape ``(n, p)``; counted ``p`` times."""
-        self._argument(X, 2, self.shape[1], "matmat")
+        xp = self._argument(X, 2, self.shape[1], "matmat")
         self.n_matvec += X.shape[1]
         if self._matmat is not None:
-            return self._checked(self._matmat(X), X, (self.shape[0], X.shape[1]))
-        xp = self.xp
-        return xp.stack([self._checked(self._matvec(X[:, j]), X[:, j], (self.shape[0],))
+            return self._checked(self._matmat(X), X, (self.shape[0], X.shape[1]), "matmat")
+        return xp.stack([self._checked(self._matvec(X[:, j]), X[:, j], (self.shape[0],),
+                                       "matvec")
                          for j in range(X.shape[1])], axis=1)
 
     def matmat_rows(self, V: Any, out: Any) -> Any:
@@ -157,20 +211,23 @@ class LinearOperator:
             if self._rmatmat is None:
                 raise TypeError("this operator has no adjoint product (`rmatvec`/`rmatmat`).")
             self.n_rmatvec += 1
-            return self._rmatmat(y[:, None])[:, 0]
+            Y = y[:, None]
+            return self._checked(self._rmatmat(Y), Y, (self.shape[1], 1), "rmatmat")[:, 0]
         self.n_rmatvec += 1
-        return self._rmatvec(y)
+        return self._checked(self._rmatvec(y), y, (self.shape[1],), "rmatvec")
 
     def rmatmat(self, Y: Any) -> Any:
         """``Aᴴ Y`` for ``Y`` of shape ``(m, p)``."""
-        self._argument(Y, 2, self.shape[0], "rmatmat")
+        xp = self._argument(Y, 2, self.shape[0], "rmatmat")
         if self._rmatmat is None:
             if self._rmatvec is None:
                 raise TypeError("this operator has no adjoint product (`rmatvec`/`rmatmat`).")
             self.n_rmatvec += Y.shape[1]
-            return self.xp.stack([self._rmatvec(Y[:, j]) for j in range(Y.shape[1])], axis=1)
+            return xp.stack([self._checked(self._rmatvec(Y[:, j]), Y[:, j], (self.shape[1],),
+                                           "rmatvec")
+                             for j in range(Y.shape[1])], axis=1)
         self.n_rmatvec += Y.shape[1]
-        return self._rmatmat(Y)
+        return self._checked(self._rmatmat(Y), Y, (self.shape[1], Y.shape[1]), "rmatmat")
 
     @property
     def has_normal(self) -> bool:
@@ -196,18 +253,45 @@ class LinearOperator:
                 f"dtype={self.dtype} namespace={getattr(self.xp, '__name__', self.xp)}>")
 
 
+def _namespace_name(xp: Any) -> str:
+    """``xp``'s name for messages: ``numpy`` rather than ``array_api_compat.numpy``."""
+    return xp.__name__.removeprefix("array_api_compat.")
+
+
+def _describe(x: Any) -> str:
+    """``a numpy.ndarray``, ``a list``, ``None``: what an object is, for messages."""
+    if x is None:
+        return "None"
+    cls = type(x)
+    module = cls.__module__.split(".")[0]
+    return f"a {cls.__name__}" if module == "builtins" else f"a {module}.{cls.__name__}"
+
+
+# Half-precision dtypes that some namespaces lack (NumPy: bfloat16, complex32),
+# by the working dtype they promote to (see ``_namespace.working_dtype``).
+_PROMOTED = {"bfloat16": "float32", "complex32": "complex64"}
+
+
 def _dtype_in(xp: Any, dtype: Any, *, name: str) -> Any:
-    """Translate a (possibly NumPy) ``dtype`` into namespace ``xp``'s dtype."""
-    if ns.is_numpy_namespace(xp):
-        return np.dtype(dtype)
-    try:
-        np_name = np.dtype(dtype).name
-    except TypeError:
-        return dtype
-    out = getattr(xp, np_name, None)
+    """The dtype of namespace ``xp`` named as ``dtype``, a dtype of any framework.
+
+    Translated by name (``torch.float64`` to ``numpy.float64``); bfloat16
+    and complex32 become float32 and complex64 where ``xp`` lacks them.  A
+    dtype without a known name (a string, extended precision) comes back as
+    it is (as a ``numpy.dtype`` for NumPy, which raises a TypeError for
+    what it does not read), for :func:`~eigarray._namespace.working_dtype`
+    to refuse.
+    """
+    key = ns.dtype_name(dtype)
+    if key is None:
+        return np.dtype(dtype) if ns.is_numpy_namespace(xp) else dtype
+    out = getattr(xp, key, None)
+    if out is None and key in _PROMOTED:
+        out = getattr(xp, _PROMOTED[key], None)
     if out is None:
-        raise TypeError(f"`{name}` has dtype {dtype}, which the namespace {xp.__name__} lacks.")
-    return out
+        raise TypeError(f"`{name}` has dtype {dtype}, which the namespace "
+                        f"{_namespace_name(xp)} lacks.")
+    return np.dtype(out) if ns.is_numpy_namespace(xp) else out
 
 
 def _is_scipy_sparse(A: Any) -> bool:
@@ -346,7 +430,9 @@ def _scipy_sparse_operator(A: Any, *, name: str, check_finite: bool) -> LinearOp
     data = C.data if C.data.dtype == dtype else C.data.astype(dtype)
     if check_finite and not np.all(np.isfinite(data)):
         raise ValueError(f"`{name}` must not contain NaN or Inf.")
-    indptr, indices = C.indptr, C.indices
+    # The Numba kernel is compiled for native byte order only.
+    indptr, indices = (a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+                       for a in (C.indptr, C.indices))
     n_rows = C.shape[0]
     AT = None
 
@@ -391,6 +477,30 @@ def _product_operator(A: Any, xp: Any, *, name: str) -> LinearOperator:
                           rmatvec=rmatvec, rmatmat=rmatvec, device=dev)
 
 
+def _torch_sparse_matrix(A: Any, *, name: str) -> Any:
+    """A torch sparse tensor as a 2-D COO (coalesced) or CSR matrix.
+
+    CSC, BSR and BSC tensors are converted to CSR once: torch has no
+    product of a BSC tensor (the transpose of a BSR one) with a vector.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, for a tensor that is not 2-D (batched, or a
+        vector) or is hybrid (dense dimensions in its values).
+    """
+    if A.ndim != 2 or A.dense_dim() != 0:
+        hybrid = f" with {A.dense_dim()} dense dimension(s)" if A.dense_dim() else ""
+        raise ValueError(f"`{name}` must be a 2-D sparse matrix; got a {A.layout} tensor of "
+                         f"shape {tuple(A.shape)}{hybrid} (batched and hybrid sparse tensors "
+                         f"are not supported).")
+    if str(A.layout) == "torch.sparse_coo":
+        return A.coalesce()                      # a COO tensor may hold duplicates
+    if str(A.layout) == "torch.sparse_csr":
+        return A
+    return A.to_sparse_coo().coalesce().to_sparse_csr()
+
+
 def _check_shape(shape: Any, name: str) -> tuple[int, int]:
     """``shape`` as two ints, or a ValueError naming it."""
     try:
@@ -409,32 +519,51 @@ def _duck_operator(A: Any, *, shape: Any, dtype: Any, xp: Any, name: str) -> Lin
     if xp is not None and not all(hasattr(xp, f) for f in ("asarray", "astype", "linalg")):
         raise TypeError(f"`xp` must be an array namespace (such as "
                         f"`array_api_compat.array_namespace(x)`); got {xp!r}.")
-    if dtype is None:
-        dtype = getattr(A, "dtype", None)
-    if xp is None:
+    declared = getattr(A, "dtype", None) if dtype is None else dtype
+    if declared is None:
+        declared = np.float64
+    if ns.dtype_framework(declared) is None:
         try:
-            dtype = np.dtype(np.float64 if dtype is None else dtype)
+            dtype = np.dtype(declared)
         except TypeError:
-            raise TypeError(f"`dtype` must be a floating, integer or boolean dtype; "
-                            f"got {dtype!r}.") from None
+            dtype = None
+    else:
+        dtype = declared if ns.dtype_name(declared) is not None else None
+    if dtype is None:
+        raise TypeError(f"`dtype` must be a floating, integer or boolean dtype; "
+                        f"got {declared!r}.")
     if xp is not None:
         dtype = ns.working_dtype(xp, _dtype_in(xp, dtype, name=name), name=name)
-    else:
+    elif ns.dtype_framework(dtype) is None:
         dtype = ns.working_dtype(ns.numpy_namespace(), dtype, name=name)
+    # else a dtype of another framework (torch.float64), kept as declared:
+    # :meth:`LinearOperator.bind` translates it into the vectors' namespace.
     if callable(A) and not hasattr(A, "matvec"):
         if shape is None:
             raise ValueError(f"`{name}` is a plain callable: pass its `shape` as well.")
-        return LinearOperator(_check_shape(shape, "shape"), dtype, xp, matvec=A)
-    if shape is None:
-        shape = getattr(A, "shape", None)
-        if shape is None or len(shape) != 2:
-            raise ValueError(f"`{name}` must have a 2-D `shape`; got shape={shape}.")
+        return LinearOperator(_check_shape(shape, "shape"), dtype, xp, matvec=A,
+                              user_products=True)
+    own = getattr(A, "shape", None)
+    if own is None or len(own) != 2:
+        if shape is None:
+            raise ValueError(f"`{name}` must have a 2-D `shape`; got shape={own}.")
+    elif shape is None:
+        shape = own
+    else:
+        _matching_shape(shape, own, name)
     shape = _check_shape(shape, "shape")
     adjoint = _has_adjoint(A)
     return LinearOperator(
-        shape, dtype, xp, matvec=A.matvec, matmat=getattr(A, "matmat", None),
-        rmatvec=getattr(A, "rmatvec", None) if adjoint else None,
-        rmatmat=getattr(A, "rmatmat", None) if adjoint else None)
+        shape, dtype, xp, matvec=A.matvec, matmat=_own_product(A, "matmat"),
+        rmatvec=_own_product(A, "rmatvec") if adjoint else None,
+        rmatmat=_own_product(A, "rmatmat") if adjoint else None, user_products=True)
+
+
+def _matching_shape(shape: Any, own: Any, name: str) -> None:
+    """Raise unless ``shape`` (checked) equals ``own``, the shape ``A`` has."""
+    if _check_shape(shape, "shape") != tuple(int(s) for s in own):
+        raise ValueError(f"`shape` must match the shape of `{name}`, {tuple(own)}, which "
+                         f"it has; got shape={tuple(shape)}.")
 
 
 def _has_adjoint(A: Any) -> bool:
@@ -445,16 +574,52 @@ def _has_adjoint(A: Any) -> bool:
     functions has it when ``rmatvec`` or ``rmatmat`` was passed, a subclass
     when it overrides ``_rmatvec``, ``_rmatmat`` or ``_adjoint``.
     """
-    sla = sys.modules.get("scipy.sparse.linalg")
-    base = getattr(sla, "LinearOperator", None)
-    if base is None or not isinstance(A, base):
+    if _scipy_operator_base(A) is None:
         return any(getattr(A, name, None) is not None for name in ("rmatvec", "rmatmat"))
+    return _scipy_implements(A, ("rmatvec", "rmatmat"), ("_rmatvec", "_rmatmat", "_adjoint"))
+
+
+# The methods a subclass of scipy's LinearOperator overrides to have a product
+# of its own (see :func:`_scipy_implements`).
+_SCIPY_METHODS = {"matmat": ("_matmat",), "rmatvec": ("_rmatvec", "_adjoint"),
+                  "rmatmat": ("_rmatmat", "_adjoint")}
+
+
+def _own_product(A: Any, name: str) -> Callable | None:
+    """``A``'s product ``name`` (``"matmat"``, ``"rmatvec"``, ``"rmatmat"``), or None.
+
+    None where ``A`` has no such method, and where a scipy ``LinearOperator``
+    would serve it from another product: scipy's default block product
+    stacks the vector products of the columns after making them all, so
+    that with a function returning one reused buffer every column would be
+    the last product, and its default ``rmatvec`` of an operator given only
+    ``rmatmat`` raises.  eigarray's own loops over columns (which copy each
+    product) and over ``rmatmat`` serve those instead.
+    """
+    product = getattr(A, name, None)
+    if product is None or _scipy_operator_base(A) is None:
+        return product
+    return product if _scipy_implements(A, (name,), _SCIPY_METHODS[name]) else None
+
+
+def _scipy_operator_base(A: Any) -> Any:
+    """``scipy.sparse.linalg.LinearOperator`` when ``A`` is one (scipy loaded), else None."""
+    base = getattr(sys.modules.get("scipy.sparse.linalg"), "LinearOperator", None)
+    return base if base is not None and isinstance(A, base) else None
+
+
+def _scipy_implements(A: Any, impls: tuple[str, ...], methods: tuple[str, ...]) -> bool:
+    """Whether the scipy operator ``A`` has one of the products ``impls`` of its own.
+
+    One made from functions (``_CustomLinearOperator``) has those that were
+    passed; a subclass those whose ``methods`` it overrides.
+    """
     cls = type(A)
     if cls.__name__ == "_CustomLinearOperator":
         return any(A.__dict__.get(f"_CustomLinearOperator__{impl}_impl") is not None
-                   for impl in ("rmatvec", "rmatmat"))
-    return any(getattr(cls, m) is not getattr(base, m)
-               for m in ("_rmatvec", "_rmatmat", "_adjoint"))
+                   for impl in impls)
+    base = _scipy_operator_base(A)
+    return any(getattr(cls, m) is not getattr(base, m) for m in methods)
 
 
 def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any = None,
@@ -471,7 +636,8 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
         object with ``shape``, ``dtype`` and ``matvec`` (optionally ``matmat``,
         ``rmatvec``, ``rmatmat``), or a plain callable ``x -> A x``.
     shape : tuple of int, optional
-        Required for a plain callable; overrides ``A.shape`` otherwise.
+        Required for a plain callable and for an operator without a
+        ``shape``; otherwise, when given, it must equal ``A.shape``.
     dtype : optional
         Dtype of a callable or duck operator (default: its ``dtype`` or float64).
     xp : namespace, optional
@@ -487,11 +653,31 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
     Returns
     -------
     LinearOperator
-        ``A`` itself when it already is one.
+        ``A`` itself when it already is one.  Products of a callable, a
+        duck-typed or a scipy operator are checked to return arrays of the
+        right namespace, shape and kind, and copied (see ``user_products``
+        of :class:`LinearOperator`).
+
+    Raises
+    ------
+    TypeError
+        For an object that is none of these, or a dtype that holds no
+        numbers.
+    ValueError
+        For an array or sparse tensor that is not a 2-D matrix (batched
+        and hybrid torch sparse tensors included), NaN or Inf in its data
+        (with ``check_finite``), a malformed ``shape``, or one that differs
+        from ``A.shape``.
     """
     if isinstance(A, LinearOperator):
+        if shape is not None:
+            _matching_shape(shape, A.shape, name)
         return A
     check_finite = check_bool(check_finite, name="check_finite")
+    if isinstance(A, np.matrix):
+        A = np.asarray(A)       # scipy reads matrices too; array-api-compat does not
+    if shape is not None and hasattr(A, "shape") and not (hasattr(A, "matvec") or callable(A)):
+        _matching_shape(shape, A.shape, name)
     if ns.is_torch_array(A):
         A = A.detach()          # the solvers are not differentiable (see docs/backends)
     if _is_scipy_sparse(A):
@@ -501,8 +687,8 @@ def aslinearoperator(A: Any, *, shape: tuple[int, int] | None = None, dtype: Any
 
         return _product_operator(A, ns.array_namespace(cupy.empty(0)), name=name)
     if ns.is_torch_sparse(A):
-        values = (A.coalesce() if "coo" in str(A.layout) else A).values()
-        return _product_operator(A, ns.array_namespace(values), name=name)
+        A = _torch_sparse_matrix(A, name=name)
+        return _product_operator(A, ns.array_namespace(A.values()), name=name)
     if ns.is_array_api_obj(A) and not hasattr(A, "matvec"):
         return _dense_operator(A, name=name, check_finite=check_finite)
     if isinstance(A, (list, tuple)):
@@ -563,15 +749,15 @@ def host_view_operator(A: Any, *, name: str = "A", check_finite: bool = True) ->
         import torch
 
         A = A.detach()
-        if A.dtype == torch.bfloat16:            # no NumPy dtype: promoted, as documented
+        # No NumPy dtype: promoted to the working dtype, as documented.
+        if A.dtype == torch.bfloat16:
             A = A.to(torch.float32)
+        elif A.dtype == torch.complex32:
+            A = A.to(torch.complex64)
     if ns.is_torch_sparse(A):
         if A.device.type != "cpu":
             return None
-        if A.layout not in (torch.sparse_coo, torch.sparse_csr):
-            return None
-        if A.layout == torch.sparse_coo:
-            A = A.coalesce()                     # a COO tensor may hold duplicates
+        A = _torch_sparse_matrix(A, name=name)
         xp = ns.array_namespace(A.values())
         C = A.to_sparse_csr() if A.layout == torch.sparse_coo else A
         if C.values().is_conj():

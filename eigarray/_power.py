@@ -220,8 +220,10 @@ def _check_int(value: Any, **kwargs: Any) -> int:
 def _bind(A: Any, start: Any) -> LinearOperator:
     op = aslinearoperator(A)
     if op.xp is None:
-        start_is_array = start is not None and ns.is_array_api_obj(start)
-        op = op.bind(ns.array_namespace(start) if start_is_array else ns.numpy_namespace())
+        if start is not None and ns.is_array_api_obj(start):
+            op = op.bind(ns.array_namespace(start), device=ns.device(start))
+        else:
+            op = op.bind(ns.numpy_namespace())
     return op
 
 

@@ -389,17 +389,13 @@ def hessian_eigsh(hvp: Callable, n: int, k: int = 6, *, which: str = "LA", v0: A
     two to three times a gradient, plus one or two Gram-Schmidt passes over
     the ``(ncv, n)`` basis.  Host synchronisations: a few per product.
     The iteration starts from a block of two vectors, so a double eigenvalue
-    (frequent in Hessians of networks with symmetric units) is found twice.
-    Copies beyond two come from rounding errors, which a tolerance above
-    working precision (the default) may not wait for: an eigenvalue with
-    more than about four copies (network Hessians have large null spaces)
-    can be found fewer times than it occurs, the next eigenvalues coming
-    back in place of the missing copies, flagged converged (they are
-    eigenpairs, but not the ``k`` extreme ones).  ``tol=0`` finds more
-    copies (all six of a 30-fold null space for ``k=6``), though not
-    always all of them (six of eight for ``k=10`` in one test);
-    ``method='power'`` iterates a block of ``max(2 k, k + 8)`` vectors and
-    finds every copy up to ``k``.
+    (frequent in Hessians of networks with symmetric units) is found twice;
+    when the converged values hold two copies of one value, a cycle from a
+    fresh random block looks for more before the iteration stops (see
+    :func:`eigarray.eigsh`), so that an eigenvalue with many copies (network
+    Hessians have large null spaces) is found as many times as ``k``
+    allows.  ``method='power'`` iterates a block of ``max(2 k, k + 8)``
+    vectors and finds every copy up to ``k`` as well.
 
     In torch, write the loss as a function of one flat parameter vector
     (``torch.func.functional_call`` with the parameters unflattened from it)

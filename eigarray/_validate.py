@@ -50,7 +50,7 @@ def check_choice(value: Any, choices: tuple[str, ...], *, name: str) -> str:
 def check_tol(value: Any, *, name: str = "tol") -> float:
     """Check a non-negative finite tolerance (0 means working precision)."""
     try:
-        if isinstance(value, (bool, str)) or type(value).__name__ == "bool_":
+        if isinstance(value, str) or _is_bool(value):
             raise TypeError
         tol = float(value)
     except (TypeError, ValueError):
@@ -85,9 +85,19 @@ def check_callable_or_none(value: Any, *, name: str) -> Any:
 
 def check_bool(value: Any, *, name: str) -> bool:
     """Check that ``value`` is a boolean (Python's or NumPy's) and return it as ``bool``."""
-    if not (isinstance(value, bool) or type(value).__name__ in ("bool_", "bool")):
+    if not _is_bool(value):
         raise TypeError(f"`{name}` must be True or False; got {name}={value!r}.")
     return bool(value)
+
+
+def _is_bool(value: Any) -> bool:
+    """Whether ``value`` is Python's or NumPy's boolean.
+
+    NumPy's class is ``numpy.bool`` (named ``bool``) since NumPy 2 and
+    ``numpy.bool_`` before; it is no subclass of ``bool`` but converts to
+    a float, so a tolerance check would read ``True`` as 1.0.
+    """
+    return isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")
 
 
 def as_array(value: Any, *, name: str) -> Any:

@@ -667,6 +667,26 @@ class TestBadInput:
         with pytest.raises(NotImplementedError, match="sigma"):
             eigarray.eigsh(np.eye(10), k=3, sigma=0.5)
 
+    def test_scipy_signature(self):
+        # Every argument of scipy's eigsh, with its default; those eigarray
+        # does not serve are refused by name.
+        import inspect
+
+        import scipy.sparse.linalg as sla
+
+        ours = inspect.signature(eigarray.eigsh).parameters
+        for name, param in inspect.signature(sla.eigsh).parameters.items():
+            assert name in ours, name
+            assert ours[name].default is param.default or ours[name].default == param.default
+        A = np.eye(10)
+        for kwargs in ({"Minv": A}, {"OPinv": A}, {"mode": "buckling"}, {"mode": "cayley"}):
+            name = next(iter(kwargs))
+            with pytest.raises(NotImplementedError, match=f"`{name}`"):
+                eigarray.eigsh(A, k=3, **kwargs)
+        with pytest.raises(ValueError, match="`mode` must be one of"):
+            eigarray.eigsh(A, k=3, mode="shift")
+        assert eigarray.eigsh(A, k=3, mode="normal", return_eigenvectors=False).shape == (3,)
+
     def test_unsupported_dtype(self):
         with pytest.raises(TypeError, match="`A` must have a real or complex floating"):
             eigarray.eigsh(np.array([["a", "b"], ["c", "d"]]), k=1)
@@ -715,6 +735,73 @@ def test_block_of_two_finds_both_copies_where_one_vector_cannot():
     np.testing.assert_allclose(res.eigenvalues, exact[-6:], rtol=1e-12)
     single = eigarray.lanczos(A, 6, which="LA", tol=1e-8, block_size=1, rng=0)
     assert np.max(np.abs(single.eigenvalues - exact[-6:])) > 1e-3
+
+
+_TRIPLE = np.r_[-5.0, -5.0, 0.0, 0.0, 0.0, np.linspace(0.1, 3.0, 295)]
+
+
+@pytest.mark.parametrize("which, lam, k", [
+    ("SA", _TRIPLE, 6),
+    ("LA", -_TRIPLE, 6),
+    ("BE", np.r_[5.0, 5.0, 3.0, 3.0, 3.0, np.linspace(-3.0, 2.9, 295)], 10),
+], ids=["SA", "LA", "BE"])
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_copies_beyond_the_block_are_found_at_a_relaxed_tol(which, lam, k, seed):
+    # A triple eigenvalue behind a double one: the block of two locked two
+    # copies and, at tol=1e-8, stopped before rounding revealed the third,
+    # returning the next eigenvalue in its place, flagged converged (from
+    # most of these starts).  A cycle from a fresh block now looks for it.
+    A, _ = testing.matrix_with_spectrum(lam, rng=0)
+    res = eigarray.eigsh(A, k=k, which=which, tol=1e-8, rng=seed)
+    exact = reference(A, k, which)
+    anorm = np.abs(lam).max()
+    eps = np.finfo(np.float64).eps
+    assert res.info.all_converged
+    assert np.all(res.info.residual_norms <= 2e-8 * anorm)
+    assert testing.eigenvalue_error(res.eigenvalues, exact, anorm=anorm, eps=eps) < 30 * 300
+    assert testing.orthogonality_ratio(res.eigenvectors) < 30
+
+
+def test_check_for_further_copies_runs_only_where_copies_are(monkeypatch):
+    # Wanted eigenvalues apart: the iteration is exactly the one without the
+    # check.  Double ones (square grid, block of two): one more cycle.
+    from eigarray import _lanczos
+
+    def run(A, check):
+        if not check:
+            monkeypatch.setattr(_lanczos, "_holds_copies", lambda *args: False)
+        res = eigarray.eigsh(A, k=10, which="LA", tol=1e-8, rng=0)
+        monkeypatch.undo()
+        return res
+
+    A, _ = testing.laplacian_2d(30, 30, anisotropy=0.7)
+    with_check, without = run(A, True), run(A, False)
+    assert with_check.info.n_matvec == without.info.n_matvec
+    assert with_check.info.n_iter == without.info.n_iter
+    np.testing.assert_array_equal(with_check.eigenvalues, without.eigenvalues)
+    A, exact = testing.laplacian_2d(30, 30)
+    with_check, without = run(A, True), run(A, False)
+    assert with_check.info.n_iter == without.info.n_iter + 1
+    assert with_check.info.all_converged
+    eps = np.finfo(np.float64).eps
+    assert testing.eigenvalue_error(with_check.eigenvalues, exact[-10:], anorm=8.0,
+                                    eps=eps) < 30 * 900
+
+
+def test_copies_and_entries_are_judged_within_the_tolerance():
+    from eigarray._lanczos import _entered, _holds_copies
+
+    w = 0.1
+    assert _holds_copies(np.array([3.0, 1.0, 1.0 + w / 2, 1.0 + w]), 3, w)
+    assert not _holds_copies(np.array([1.0, 1.0 + 2 * w, 1.0 + 4 * w]), 2, w)
+    # Locked values first, then the fresh cycle's: a value enters only when
+    # it beats a locked one by more than the width, in the sense of `which`.
+    for which, locked, far, near in (("LA", [3.0, 2.0], 2.5, 2.05),
+                                     ("SA", [-3.0, -2.0], -2.5, -2.05),
+                                     ("LM", [3.0, -2.0], -2.5, -2.05),
+                                     ("BE", [3.0, -2.0], -2.5, -2.05)):
+        assert _entered(np.array(locked + [far, 0.0]), 2, 2, which, w), which
+        assert not _entered(np.array(locked + [near, 0.0]), 2, 2, which, w), which
 
 
 @pytest.mark.parametrize("gap", [1e-1, 1e-7], ids=["first-order", "eigenvectors"])
@@ -900,6 +987,40 @@ def test_matrices_near_the_ends_of_the_exponent_range(dtype, scales, block_size)
         assert testing.orthogonality_ratio(res.eigenvectors) < 30
         history = res.info.history["ritz_values"][-1]
         np.testing.assert_allclose(history / c, lam[-3:], rtol=30 * 60 * eps)
+
+
+@pytest.mark.parametrize("c", [1e160, 1e-170])
+def test_start_in_the_null_space_near_the_ends_of_the_exponent_range(c):
+    # v0 in A's null space: the first product is exactly zero and set no
+    # scale (1), so the iteration overflowed on A ~ 1e160 ("A returned NaN
+    # or Inf") and, on A ~ 1e-170, returned wrong values flagged converged.
+    # The first nonzero product sets it now.
+    n = 60
+    d = np.r_[np.linspace(1.0, 3.0, n - 1), 0.0]
+    A = np.diag(d * c)
+    v0 = np.zeros(n)
+    v0[-1] = 1.0
+    res = eigarray.lanczos(A, 3, which="LA", block_size=1, v0=v0, rng=0)
+    assert res.info.all_converged
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(res.eigenvalues / c, d[-4:-1], rtol=30 * n * eps)
+    assert testing.residual_ratio(A, res.eigenvalues, res.eigenvectors) < 30
+    assert testing.orthogonality_ratio(res.eigenvectors) < 30
+
+
+def test_scaled_operator_takes_its_scale_from_the_first_nonzero_product():
+    # svds's products go through scaled_operator: a zero product (a start in
+    # the null space) must leave the scale unset, not fix it at 1.
+    from eigarray._linalg import scaled_operator
+
+    c = 1e200
+    A = np.diag([0.0, 2.0, 3.0]) * c
+    op, scale = scaled_operator(eigarray.aslinearoperator(A))
+    assert np.all(op.matvec(np.array([1.0, 0.0, 0.0])) == 0.0)
+    assert scale() == 1.0
+    y = op.matvec(np.array([0.0, 1.0, 1.0]))
+    assert 0.5 * c <= scale() <= 4 * c
+    np.testing.assert_allclose(y * scale(), [0.0, 2.0 * c, 3.0 * c], rtol=1e-15)
 
 
 @pytest.mark.parametrize("tol", [1e-10, 1e-8, 1e-5])
