@@ -21,6 +21,10 @@ last right vector, in one matrix product per basis.  For the smallest
 values, restarts keep harmonic Ritz vectors instead (Baglama & Reichel's
 harmonic augmentation, from the SVD of ``Uᴴ B [V, v_{j+1}]``), while
 convergence and the returned triplets stay with ordinary Ritz triplets.
+After each restart the restarted rows of both bases are measured against
+the basis and orthonormalised again if they drifted.  At the end the flags
+of the residual estimates are checked against the true residuals and the
+orthonormality of the returned vectors.
 
 Storage: the right and left bases are the rows of ``(ncv + 1, min(m, n))``
 and ``(ncv + 1, max(m, n))`` arrays, in the operator's namespace and on its
@@ -28,8 +32,9 @@ device; the projected ``(ncv + 1) x (ncv + 1)`` matrix and its SVD live on
 the host in float64 or complex128.
 
 Host synchronisation: a few scalars per operator application (projection
-coefficients and norms), and once per restart (the Ritz coefficients go to
-the device).
+coefficients and norms), and a few times per restart (the Ritz
+coefficients go to the device, the overlaps of the restarted rows come
+back).
 """
 
 from __future__ import annotations
@@ -43,13 +48,16 @@ from . import _validate as val
 from ._lanczos import default_keep, record_restart
 from ._linalg import (
     check_start,
+    cholesky_qr,
     combine_rows,
+    gram,
     orthonormalize_rows,
     project_out,
     random_vector,
     row_norms,
     scaled_operator,
     set_rows,
+    thin_product,
 )
 from ._operator import LinearOperator, aslinearoperator, dask_host_operator
 from ._power import svd_impl as power_svd_impl
@@ -61,6 +69,9 @@ __all__ = ["svds"]
 _WHICH = ("LM", "SM")
 _SOLVERS = ("lanczos", "randomized", "power")
 _RETURN_VECTORS = (True, False, "u", "vh")
+# Departure from orthonormality of restarted rows, in units of eps sqrt(n),
+# past which they are orthonormalised again (see _reorthonormalize).
+_DRIFT = 16.0
 
 
 def default_ncv(k: int, m: int, n: int, which: str = "LM") -> int:
@@ -131,7 +142,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         nonlocal U, anorm
         w = fwd(V[j, ...])[None, :]
         nw = row_norms(xp, w)
-        anorm = max(anorm, float(nw[0]))
+        anorm = max(anorm, _finite_norm(nw, "adjoint product" if flip else "product"))
         w, C, norms = project_out(xp, U, j, w, cplx=cplx, norms_before=nw)
         C[:nlock, :] = 0.0                            # locked triplets are deflated
         Q, R, lost = orthonormalize_rows(xp, U, j, w, norms, cplx=cplx,
@@ -146,7 +157,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         nonlocal V, anorm
         z = adj(U[j, ...])[None, :]
         nz = row_norms(xp, z)
-        anorm = max(anorm, float(nz[0]))
+        anorm = max(anorm, _finite_norm(nz, "product" if flip else "adjoint product"))
         z, _, norms = project_out(xp, V, j + 1, z, cplx=cplx, norms_before=nz)
         Q, R, lost = orthonormalize_rows(xp, V, j + 1, z, norms, cplx=cplx,
                                          breakdown=eps * anorm * math.sqrt(nB), rng=rng)
@@ -235,6 +246,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
             V = combine_rows(xp, V, _to_device(xp, Qr[:, sel], dtype, V), start=nlock, stop=j)
             V = set_rows(V, nlock + p, V[j, ...])
             U = combine_rows(xp, U, _to_device(xp, P[:, sel], dtype, U), start=nlock, stop=j)
+        V = _reorthonormalize(xp, V, nlock, nlock + p + 1, cplx=cplx, eps=eps)
+        U = _reorthonormalize(xp, U, nlock, nlock + p + (1 if harmonic else 0), cplx=cplx,
+                              eps=eps)
         locked_s += [float(s[i]) for i in new_lock]
         locked_est += [float(est[i]) for i in new_lock]
         nlock += len(new_lock)
@@ -250,10 +264,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
                           dtype=real_dtype)
     s_out = s_scaled * scale() if scale() != 1.0 else s_scaled
     info_hist = {key: hx.asarray(val_) for key, val_ in history.items()}
-    if not want_vectors:
-        info = ConvergenceInfo(converged, hx.full(k, hx.nan), n_iter, n_products(), info_hist)
-        return SVDResult(None, s_out, None, info=info)
 
+    # The vectors are formed even when only the values are asked for: the
+    # flags are checked on them (k more products with A and k with Aᴴ).
     Yv = hx.zeros((j, k), dtype=host_dtype)
     Yu = hx.zeros((j, k), dtype=host_dtype)
     for c_, i in enumerate(idx):
@@ -267,13 +280,76 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     XU = _to_device(xp, Yu, dtype, U).T @ U[:j, ...]       # (k, mB): left vectors of B
     Ucols, Vrows = (XV.T, XU) if flip else (XU.T, XV)       # A's left columns, right rows
     Vh = xp.conj(Vrows) if cplx else Vrows
+    Vcols = Vrows.T                                         # A's right vectors as columns
     sd = xp.astype(s_scaled, dtype)
-    R1 = op.matmat(xp.conj(Vh).T if cplx else Vh.T) - Ucols * sd    # residuals of A / s
-    R2 = op.rmatmat(Ucols) - (xp.conj(Vh).T if cplx else Vh.T) * sd
+    R1 = op.matmat(Vcols) - Ucols * sd                      # residuals of A / s
+    R2 = op.rmatmat(Ucols) - Vcols * sd
     r1 = ns.to_host_numpy(xp.linalg.vector_norm(R1, axis=0)).astype(hx.float64) * scale()
     r2 = ns.to_host_numpy(xp.linalg.vector_norm(R2, axis=0)).astype(hx.float64) * scale()
-    info = ConvergenceInfo(converged, hx.maximum(r1, r2), n_iter, n_products(), info_hist)
+    res = hx.maximum(r1, r2)
+    # The flags rest on the estimates |β p_last|, which assume that Bᴴ is
+    # the adjoint of B and that both bases are orthonormal.  A triplet is
+    # passed off as converged only if its true residual is within twice
+    # the tolerance (or the accuracy standard, 30 max(m, n) eps ||A||, that
+    # a solve at tol=0 meets): an adjoint product that is not the adjoint
+    # fails here, and so does a NaN or Inf residual.  Vectors that are not
+    # orthonormal to that standard clear every flag.
+    line = 30.0 * max(m_a, n_a) * eps
+    converged = converged & (res <= max(2.0 * threshold, line * anorm) * scale())
+    if not (_departure(xp, Ucols, cplx) <= line and _departure(xp, Vcols, cplx) <= line):
+        converged[:] = False
+    info = ConvergenceInfo(converged, res, n_iter, n_products(), info_hist)
+    if not want_vectors:
+        return SVDResult(None, s_out, None, info=info)
     return SVDResult(Ucols, s_out, Vh, info=info)
+
+
+def _departure(xp: Any, X: Any, cplx: bool) -> float:
+    """``||Xᴴ X - I||_1`` of a block of columns (NaN if ``X`` holds NaN)."""
+    hx = ns.numpy_namespace()
+    G = gram(xp, X, cplx) - hx.eye(X.shape[1])
+    return float(hx.max(hx.sum(hx.abs(G), axis=0)))
+
+
+def _reorthonormalize(xp: Any, B: Any, start: int, stop: int, *, cplx: bool,
+                      eps: float) -> Any:
+    """Make the restarted rows ``B[start:stop]`` orthonormal again, if they drifted.
+
+    Gram-Schmidt under the DGKS criterion leaves a new vector orthogonal to
+    the basis only as well as the basis is orthonormal itself, so whatever
+    departure the basis has is inherited by every new vector; restarts mix
+    the new vectors into the kept ones, and over hundreds of restarts that
+    keep most of the basis (a small ``ncv``, 'SM') the departure grew
+    geometrically until the returned vectors were no longer orthonormal.
+    One product measures the rows against ``B[:stop]``; past a rounding
+    level they are projected off the locked rows ``B[:start]`` and
+    orthonormalised by Cholesky-QR2.  The change is of the size of the
+    departure, which the relation ``B V = U M`` then carries as rounding.
+    """
+    hx = ns.numpy_namespace()
+    rows = B[start:stop, ...]
+    C = hx.array(ns.to_host_numpy(thin_product(xp, B[:stop, ...], rows, cplx)))
+    C[start:stop, :] -= hx.eye(stop - start)
+    if float(hx.max(hx.abs(C))) <= _DRIFT * eps * math.sqrt(B.shape[1]):
+        return B
+    if start > 0:
+        rows = project_out(xp, B, start, rows, cplx=cplx)[0]
+    Q, _, _ = cholesky_qr(xp, rows.T, cplx=cplx, eps=eps)
+    return set_rows(B, slice(start, stop), Q.T)
+
+
+def _finite_norm(norms: Any, product: str) -> float:
+    """The norm of one product, refused when NaN or Inf.
+
+    Python's ``max`` passes over a NaN, which would leave the basis and the
+    projected matrix poisoned while ``||A||`` looked sane; eigsh refuses
+    such products the same way.
+    """
+    value = float(norms[0])
+    if not math.isfinite(value):
+        raise ValueError(f"`A` returned NaN or Inf for a finite vector (in its {product}), "
+                         f"or the product overflows.")
+    return value
 
 
 def _random_orthogonal(xp: Any, B: Any, size: int, n: int, dtype: Any, cplx: bool,
@@ -334,8 +410,9 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     Reichel's augmented restart, PROPACK's reorthogonalisation): it applies
     ``A`` and ``Aᴴ`` alternately and never forms ``AᴴA``, so small singular
     values are as accurate as large ones (absolute error ``O(eps ||A||)``).
-    ``solver='randomized'`` (Halko-Martinsson-Tropp) and ``solver='power'``
-    (block power iteration) trade accuracy control for fewer passes.
+    ``solver='randomized'`` (Halko-Martinsson-Tropp, a fixed number of
+    passes) and ``solver='power'`` (block power iteration) take fewer passes
+    where the spectrum allows.
 
     Parameters
     ----------
@@ -354,10 +431,19 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
         ``min(min(m, n), max(3k, k + 64))`` for 'SM'.  Ignored by the other
         solvers.
     tol : float, default=0
-        Relative accuracy: a triplet is converged when its residual norm
-        ``||Aᴴ u - σ v||`` is at most ``tol * ||A||`` (``||A||`` estimated
-        by the largest Ritz value); 0 means machine precision of the working
-        dtype.  Ignored by ``solver='randomized'``.
+        Relative accuracy; 0 means machine precision of the working dtype.
+        ``solver='lanczos'`` iterates until the residual estimate of every
+        wanted triplet is at most ``tol * ||A||`` (``||A||`` estimated by
+        the largest Ritz value and product norm), then flags a triplet
+        converged only if its true residual
+        ``max(||A v - σ u||, ||Aᴴ u - σ v||)`` is at most
+        ``max(2 tol, 30 max(m, n) eps) * ||A||`` and the returned ``u`` and
+        ``v`` are orthonormal to ``30 max(m, n) eps``.
+        ``solver='randomized'`` makes its fixed number of passes whatever
+        ``tol`` and flags a triplet converged when its true residual is at
+        most ``max(tol, 30 max(m, n) eps) * σ_max`` (``σ_max`` the largest
+        value found).  ``solver='power'`` iterates until the true residuals
+        are at most ``max(tol, eps sqrt(max(m, n))) * σ_max``.
     which : {'LM', 'SM'}, default='LM'
         Largest or smallest singular values.  'SM' is for ``solver='lanczos'``
         only and converges well when the smallest singular values are
@@ -409,8 +495,9 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
         For ``k``, ``ncv``, ``which``, ``solver``, ``tol``, ``maxiter`` or
         ``return_singular_vectors`` out of range, NaN or Inf in a dense or
         sparse ``A`` or in ``v0``, a zero ``v0`` or one of the wrong shape,
-        an empty ``A``, or ``which='SM'`` or a ``callback`` with a solver
-        other than 'lanczos'.
+        an empty ``A``, ``which='SM'`` or a ``callback`` with a solver
+        other than 'lanczos', or, with the Lanczos solver, a product with
+        ``A`` or ``Aᴴ`` that holds NaN or Inf.
     TypeError
         For an operator ``A`` without an adjoint product, a non-integer
         ``k``, ``ncv`` or ``maxiter``, or a complex ``v0`` for a real ``A``.
@@ -434,9 +521,12 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     accuracy, the smallest ones included, and whenever singular values are
     close together; 'randomized' for a low-rank approximation of a matrix
     whose spectrum decays, in a fixed small number of passes over ``A``
-    (the best choice for Dask arrays and out-of-core data; accuracy is that
-    of the approximation, not ``tol``); 'power' to refine or track the top
-    singular subspace.
+    (the best choice for Dask arrays and out-of-core data; the passes do not
+    depend on ``tol``, which only judges the result: where the spectrum
+    decays slowly the residuals stay far above the accuracy standard, and a
+    ``ConvergenceWarning`` says so unless ``tol`` asks for no more than the
+    approximation gives); 'power' to refine or track the top singular
+    subspace.
 
     The Lanczos solver orients the operator so that its right basis is on
     the smaller side (it works on ``Aᴴ`` when ``m < n``): for ``which='SM'``
@@ -444,10 +534,14 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     and not the zero eigenvalues of the larger Gram matrix.  Each step costs
     one product with ``A``, one with ``Aᴴ`` and, per Gram-Schmidt pass (one
     or two), two products with each ``(j, m)`` and ``(j, n)`` basis block;
-    each restart costs one ``(p, ncv) x (ncv, m + n)`` product.  Memory:
-    ``(ncv + 2)(m + n)`` numbers of the working precision.  The method uses
-    a single starting vector: of a repeated singular value it finds further
-    copies only through rounding errors and random restarts.
+    each restart costs one ``(p, ncv) x (ncv, m + n)`` product, and one of
+    the same size that measures the restarted rows' drift from
+    orthonormality (rarely, a Cholesky-QR then restores it).  The final
+    check costs ``k`` products with ``A`` and ``k`` with ``Aᴴ``, also when
+    only the values are returned.  Memory: ``(ncv + 2)(m + n)`` numbers of
+    the working precision.  The method uses a single starting vector: of a
+    repeated singular value it finds further copies only through rounding
+    errors and random restarts.
 
     For 'SM' the restarts that lock nothing keep harmonic Ritz vectors
     (Baglama & Reichel), from the SVD of the ``j x (j+1)`` matrix
@@ -488,8 +582,10 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     hosted = dask_host_operator(A) if solver == "lanczos" else None
     op = hosted[0] if hosted is not None else aslinearoperator(A)
     if op.xp is None:
-        v0_is_array = v0 is not None and ns.is_array_api_obj(v0)
-        op = op.bind(ns.array_namespace(v0) if v0_is_array else ns.numpy_namespace())
+        if v0 is not None and ns.is_array_api_obj(v0):
+            op = op.bind(ns.array_namespace(v0), device=ns.device(v0))
+        else:
+            op = op.bind(ns.numpy_namespace())
     shape = op.shape
     if len(shape) != 2:
         raise ValueError(f"`A` must be 2-D; got shape={shape}.")
@@ -555,9 +651,26 @@ def _delegate(op: LinearOperator, k: int, solver: str, *, tol: float, maxiter: i
     if solver == "randomized":
         m, n = op.shape
         n_iter = 7 if k < 0.1 * min(m, n) else 4              # scikit-learn's 'auto'
-        return randomized_svd_impl(op, k, n_oversamples=10, n_iter=n_iter, normalizer="auto",
-                        method="range_finder", rng=rng, transpose=m < n, residuals=True)
+        res = randomized_svd_impl(op, k, n_oversamples=10, n_iter=n_iter, normalizer="auto",
+                                  method="range_finder", rng=rng, transpose=m < n,
+                                  residuals=True)
+        return _judge(res, tol, ns.eps(op.xp, op.dtype), max(m, n))
     return power_svd_impl(op, k, tol=tol, maxiter=maxiter, block_size=None, rng=rng)
+
+
+def _judge(res: SVDResult, tol: float, eps: float, length: int) -> SVDResult:
+    """Flags of a randomized SVD from its true residuals.
+
+    The range finder makes a fixed number of passes and has no stopping
+    test of its own; a triplet is flagged converged when its residual is at
+    most ``max(tol, 30 max(m, n) eps) * σ_max`` (the accuracy standard at
+    ``tol=0``), ``σ_max`` the largest value found.  NaN fails.
+    """
+    hx = ns.numpy_namespace()
+    s = ns.to_host_numpy(res.S).astype(hx.float64)
+    bound = max(tol, 30.0 * length * eps) * float(hx.max(s))
+    converged = hx.asarray(res.info.residual_norms) <= bound
+    return SVDResult(res.U, res.S, res.Vh, info=res.info._replace(converged=converged))
 
 
 def _ascending(xp: Any, res: SVDResult) -> SVDResult:

@@ -523,9 +523,10 @@ def test_fused_power_passes_near_the_ends_of_the_exponent_range(scale):
     ref = eigarray.randomized_svd(B, 5, random_state=0).S
     got = eigarray.randomized_svd(B * scale, 5, random_state=0).S / scale
     np.testing.assert_allclose(got, ref, rtol=1e-12)
-    got = eigarray.svds(B * scale, 5, solver="randomized", rng=0).S / scale
-    np.testing.assert_allclose(np.sort(got), np.sort(eigarray.svds(B, 5, solver="randomized",
-                                                                   rng=0).S), rtol=1e-12)
+    # A flat spectrum: the randomized triplets reach 6% of ||A|| (tol=0.1 accepts them)
+    got = eigarray.svds(B * scale, 5, solver="randomized", tol=0.1, rng=0).S / scale
+    ref = eigarray.svds(B, 5, solver="randomized", tol=0.1, rng=0).S
+    np.testing.assert_allclose(np.sort(got), np.sort(ref), rtol=1e-12)
 
 
 @pytest.mark.parametrize("spectrum", ["negative", "plus_minus", "one_by_one"])

@@ -367,6 +367,154 @@ def test_no_warning_when_converged():
     assert res.info.all_converged
 
 
+# --- the flags are checked --------------------------------------------------------
+
+
+def _duck(M, rmatvec):
+    """An operator with ``M``'s product and the given adjoint product."""
+
+    class Duck:
+        shape = M.shape
+        dtype = np.dtype(np.float64)
+
+        def matvec(self, x):
+            return M @ x
+
+        def matmat(self, X):
+            return M @ X
+
+    Duck.rmatvec = staticmethod(rmatvec)
+    return Duck()
+
+
+@pytest.mark.parametrize("shape", [(40, 25), (25, 40)], ids=["tall", "wide"])
+@pytest.mark.parametrize("adjoint", ["twice", "other_matrix"])
+def test_an_adjoint_product_that_is_not_the_adjoint_is_not_converged(shape, adjoint):
+    # The residual estimates |β p_last| assume that rmatvec is the adjoint of
+    # matvec; the true residuals, computed at the end, say otherwise.
+    rng = np.random.default_rng(0)
+    M, M2 = rng.standard_normal(shape), rng.standard_normal(shape)
+    rmatvec = {"twice": lambda y: 2.0 * (M.T @ y), "other_matrix": lambda y: M2.T @ y}[adjoint]
+    with pytest.warns(eigarray.ConvergenceWarning, match="3 of 3 singular triplets"):
+        res = eigarray.svds(_duck(M, rmatvec), k=3, rng=0)
+    assert not res.info.converged.any()
+    assert np.all(res.info.residual_norms > 0.1)
+    with pytest.warns(eigarray.ConvergenceWarning, match="3 of 3 singular triplets"):
+        eigarray.svds(_duck(M, rmatvec), k=3, rng=0, return_singular_vectors=False)
+    with warnings.catch_warnings():                    # the true adjoint: no warning
+        warnings.simplefilter("error")
+        res = eigarray.svds(_duck(M, lambda y: M.T @ y), k=3, rng=0)
+    testing.assert_singular_triplets(M, *res, exact=reference(M, 3, "LM"))
+    assert res.info.all_converged
+
+
+@pytest.mark.parametrize("shape", [(40, 25), (25, 40)], ids=["tall", "wide"])
+def test_a_nan_product_is_refused(shape):
+    # Before, a NaN adjoint product gave NaN residuals flagged converged (tall)
+    # or numpy's LinAlgError from the projected SVD (wide).
+    M = np.random.default_rng(0).standard_normal(shape)
+    op = _duck(M, lambda y: np.full(shape[1], np.nan))
+    with pytest.raises(ValueError, match="`A` returned NaN or Inf for a finite vector"):
+        eigarray.svds(op, k=3, rng=0)
+
+
+def test_a_nan_residual_is_not_converged():
+    # The iteration applies matvec and rmatvec; the final residuals the block
+    # product, which here is NaN: such a triplet is not passed off as converged.
+    A = spectrum_matrix(40, 25, np.linspace(2.0, 1.0, 25))
+    op = _duck(A, lambda y: A.T @ y)
+    type(op).matmat = lambda self, X: np.full((40, X.shape[1]), np.nan)
+    with pytest.warns(eigarray.ConvergenceWarning, match="worst residual norm nan"):
+        res = eigarray.svds(op, k=3, rng=0)
+    assert not res.info.converged.any() and np.all(np.isnan(res.info.residual_norms))
+
+
+SMALL_NCV_SIGMA = np.r_[[5.0, 5, 5, 3, 3], np.linspace(2.0, 0.5, 45)]
+
+
+def test_smallest_with_a_small_ncv_keeps_the_bases_orthonormal():
+    # ncv = k + 3 keeps 7 of 8 vectors per restart: after ~300 restarts the
+    # basis on A's left side had drifted from orthonormality (Gram-Schmidt
+    # only keeps a new vector as orthogonal as the basis already is), the
+    # returned u collapsed and garbage came back, partly flagged converged.
+    A = spectrum_matrix(50, 80, SMALL_NCV_SIGMA)
+    res = eigarray.svds(A, k=5, which="SM", ncv=8, rng=0)
+    testing.assert_singular_triplets(A, *res, exact=SMALL_NCV_SIGMA[-5:])
+    assert res.info.all_converged
+
+
+def test_a_basis_that_lost_orthogonality_is_never_flagged(monkeypatch):
+    # Without the re-orthonormalisation of restarted rows, the run above
+    # loses orthogonality; none of what it returns may be flagged converged.
+    import eigarray._svds as svds_module
+
+    monkeypatch.setattr(svds_module, "_reorthonormalize", lambda xp, B, *args, **kw: B)
+    A = spectrum_matrix(50, 80, SMALL_NCV_SIGMA)
+    with pytest.warns(eigarray.ConvergenceWarning, match="5 of 5 singular triplets"):
+        res = eigarray.svds(A, k=5, which="SM", ncv=8, rng=0)
+    assert testing.orthogonality_ratio(res.U) > 1e6 and not res.info.converged.any()
+
+
+def test_vectors_that_are_not_orthonormal_clear_the_flags(monkeypatch):
+    # Residuals within tol do not make a triplet converged when the vectors
+    # are not orthonormal: here every restart stretches the kept rows by
+    # 1e-6, which leaves the residuals below tol = 1e-4 but U and V 1e-5
+    # away from orthonormal.
+    import eigarray._svds as svds_module
+    from eigarray._linalg import set_rows
+
+    def stretch(xp, B, start, stop, **kw):
+        return set_rows(B, slice(start, stop), B[start:stop, ...] * (1.0 + 1e-6))
+
+    monkeypatch.setattr(svds_module, "_reorthonormalize", stretch)
+    A = spectrum_matrix(120, 80, np.linspace(2.0, 1.0, 80))
+    with pytest.warns(eigarray.ConvergenceWarning, match="4 of 4 singular triplets"):
+        res = eigarray.svds(A, k=4, ncv=12, rng=0, tol=1e-4)
+    assert np.all(res.info.residual_norms <= 2 * 1e-4 * 2.0)     # within the tolerance
+    assert not res.info.converged.any()
+
+
+@pytest.mark.parametrize("c", [1e160, 1e-170])
+@pytest.mark.parametrize("which", ["LM", "SM"])
+def test_start_vector_in_the_null_space_at_the_ends_of_the_exponent_range(c, which):
+    # v0 is the exact null vector: the first product is zero and must not fix
+    # the overflow/underflow scale (it stayed 1: wrong values, flagged
+    # converged, with residual norms inf or 0).
+    n = 60
+    d = np.r_[np.linspace(1.0, 3.0, n - 1), 0.0]
+    v0 = np.zeros(n)
+    v0[-1] = 1.0
+    res = eigarray.svds(np.diag(d * c), k=3, which=which, v0=v0, rng=0)
+    exact = np.sort(d)[-3:] if which == "LM" else np.sort(d)[:3]
+    eps = np.finfo(np.float64).eps
+    assert res.info.all_converged
+    assert np.max(np.abs(res.S / c - exact)) < 30 * n * eps * 3.0
+    assert np.all(res.info.residual_norms / c < 30 * n * eps * 3.0)
+    assert testing.svd_residual_ratio(np.diag(d), res.U, res.S / c, res.Vh) < 30
+
+
+def test_randomized_flags_come_from_the_true_residuals():
+    # A flat spectrum: seven power passes leave residuals near 0.04 ||A||,
+    # far from the accuracy standard at tol=0, or from tol=1e-3.
+    sig = np.linspace(5.0, 1.0, 120)
+    A = spectrum_matrix(300, 120, sig)
+    for tol in (0, 1e-3):
+        with pytest.warns(eigarray.ConvergenceWarning, match="3 of 3 singular triplets"):
+            res = eigarray.svds(A, 3, solver="randomized", tol=tol, rng=0)
+        assert not res.info.converged.any()
+        assert np.all(res.info.residual_norms > 0.01 * sig[0])
+    with pytest.raises(eigarray.NoConvergence):
+        eigarray.svds(A, 3, solver="randomized", rng=0, on_nonconvergence="raise")
+    # tol sets the line: 0.1 ||A|| is met.
+    res = eigarray.svds(A, 3, solver="randomized", tol=0.1, rng=0)
+    assert res.info.all_converged
+    # An exactly low-rank matrix: the range is found exactly, flagged at tol=0.
+    low = spectrum_matrix(300, 120, sig[:8])
+    res = eigarray.svds(low, 3, solver="randomized", rng=0)
+    assert res.info.all_converged
+    testing.assert_singular_triplets(low, *res, exact=sig[:3])
+
+
 # --- bad input ----------------------------------------------------------------------
 
 
