@@ -587,8 +587,10 @@ def _resolve_n_components(k: Any, all_ev: Any, total: Any, *, limit: int, m: int
     A count is returned as it is; for a fraction, the fewest components whose
     explained variance exceeds it (scikit-learn's rule), at most ``limit``;
     for ``'mle'``, Minka's choice (:func:`_infer_dimension`) from the whole
-    spectrum ``all_ev`` (descending) of ``m`` samples whose data dtype has
-    machine epsilon ``eps``.
+    spectrum ``all_ev`` (descending) of ``m`` samples, computed in a dtype
+    of machine epsilon ``eps`` (the accumulation's, float64 but for JAX
+    without x64: float32 data has float64 scatter, whose small eigenvalues
+    are genuine).
     """
     if isinstance(k, str):
         spectrum = ns.to_host_numpy(all_ev)
@@ -780,7 +782,8 @@ class EigenLayer(_Estimator):
         ``n_features - 1``, or 0 for constant data or one feature), or None
         for ``min(n_samples, n_features)`` (``- 1`` for ``'lanczos'``).
         scikit-learn treats eigenvalues below 1e-15 as zero for ``'mle'``;
-        here the cut-off is ``n_features eps λ_max``, so the choice does not
+        here the cut-off is ``n_features eps λ_max`` (``eps`` of the float64
+        accumulation, whatever the data's dtype), so the choice does not
         depend on the data's units (scikit-learn keeps no component of data
         scaled by 1e-10).
     whiten : {False, True, 'pca', 'zca'}, default=False
@@ -1119,7 +1122,7 @@ class EigenLayer(_Estimator):
                                 allow_fraction=True, cls=type(self).__name__)
         all_ev = s2 / (m - 1)
         total = scatter / (m - 1)
-        k = _resolve_n_components(k, all_ev, total, limit=m, m=m, eps=ns.eps(xp, X.dtype))
+        k = _resolve_n_components(k, all_ev, total, limit=m, m=m, eps=ns.eps(xp, all_ev.dtype))
         self._store(xp, V[:k, ...], all_ev[:k], sigma[:k], mean, total, m=m, d=d,
                     whiten=whiten, all_ev=all_ev, dtype=X.dtype)
 
@@ -1222,7 +1225,7 @@ class EigenLayer(_Estimator):
         all_ev = xp.clip(w[0, ...], min=0.0)
         total = xp.sum(xp.linalg.diagonal(C))
         k = _resolve_n_components(k, all_ev, total, limit=min(m, d), m=m,
-                                  eps=ns.eps(xp, self._dtype))
+                                  eps=ns.eps(xp, all_ev.dtype))
         ev = all_ev[:k]
         S = xp.sqrt(ev * (m - 1))
         self._store(xp, V[0, :, :k].T, ev, S, mean_acc, total, m=m, d=d, whiten=whiten,
@@ -1376,24 +1379,35 @@ class EigenLayer(_Estimator):
     def _noise_free(self) -> bool:
         """Whether ``noise_variance_`` is 0, refusing a singular model covariance.
 
-        See :meth:`get_precision`; synchronises with the host once or twice.
+        Variances at or below ``n_features eps λ_max`` (``eps`` of the fitted
+        attributes' dtype) count as zero: rounding leaves such a floor where
+        the exact value is 0 (centred data with as many samples as features
+        has rank one less), and a model built on it scores nonsense.  Read on
+        the host from the fitted attributes (concrete even under ``jax.jit``);
+        see :meth:`get_precision`.
         """
-        V, ev, s2 = self.components_, self.explained_variance_, self.noise_variance_
+        hx = ns.numpy_namespace()
+        V = self.components_
+        ev = ns.to_host_numpy(self.explained_variance_).astype(hx.float64)
+        s2 = float(ns.to_host_numpy(self.noise_variance_))
         k, d = int(V.shape[0]), int(V.shape[1])
-        if bool(s2 > 0):
+        top = max(float(hx.max(ev)) if ev.size else 0.0, s2)
+        floor = d * float(hx.finfo(ns.to_host_numpy(self.explained_variance_).dtype).eps) * top
+        if s2 > floor:
             return False
         if k < d:
             raise ValueError(
-                f"The model covariance is singular: `noise_variance_` is 0 with "
-                f"n_components_ = {k} < n_features = {d}, so the precision and the "
-                f"log-likelihood do not exist. Fit with n_components < min(n_samples, "
-                f"n_features) for a noise variance.")
-        if not bool(ns.array_namespace(ev).all(ev > 0)):
+                f"The model covariance is singular: `noise_variance_` ({s2:.3g}) is 0 to "
+                f"working precision with n_components_ = {k} < n_features = {d}, so the "
+                f"precision and the log-likelihood do not exist. Fit with n_components "
+                f"below the rank of the data for a noise variance.")
+        if not bool(hx.all(ev > floor)):
             raise ValueError(
                 "The model covariance is singular: `noise_variance_` is 0 and "
-                "`explained_variance_` has a zero (the data spans fewer than n_features "
-                "dimensions), so the precision and the log-likelihood do not exist. Fit "
-                "fewer components.")
+                "`explained_variance_` has a zero to working precision (the data spans "
+                "fewer than n_features dimensions: centred data with n_samples <= "
+                "n_features does), so the precision and the log-likelihood do not exist. "
+                "Fit fewer components.")
         return True
 
     def score_samples(self, X: Any) -> Any:

@@ -196,12 +196,20 @@ def eps(xp: Any, dtype: Any) -> float:
 
 
 def to_host_numpy(x: Any) -> np.ndarray:
-    """A NumPy copy or view of ``x`` on the host (synchronises for GPU input)."""
+    """A NumPy copy or view of ``x`` on the host (synchronises for GPU input).
+
+    torch's bfloat16, which NumPy has no dtype for, comes back as float32
+    (exactly).
+    """
     if isinstance(x, np.ndarray):
         return x
     if is_cupy_array(x):
         return x.get()
     if is_torch_array(x):
+        import torch
+
+        if x.dtype == torch.bfloat16:
+            x = x.float()
         return x.detach().cpu().resolve_conj().resolve_neg().numpy()
     if is_dask_array(x):
         return np.asarray(x.compute())

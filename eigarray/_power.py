@@ -737,12 +737,15 @@ def _normalize(xp: Any, x: Any, fallback: Any = None) -> Any:
     """
     if x.shape[0] == 0:
         return x
-    top = xp.max(xp.abs(x))
-    for nrm in (top, None):
+    if fallback is not None:
+        # Replaced before the division, not after: a where over the divided
+        # zero vector would still send NaN through JAX's gradient of the norm.
+        x = xp.where(xp.max(xp.abs(x)) == 0, fallback, x)
+    for nrm in (xp.max(xp.abs(x)), None):
         nrm = xp.linalg.vector_norm(x) if nrm is None else nrm
         nrm = nrm + xp.astype(nrm == 0, nrm.dtype)
         x = x / xp.astype(nrm, x.dtype) if x.dtype != nrm.dtype else x / nrm
-    return x if fallback is None else xp.where(top == 0, fallback, x)
+    return x
 
 
 # Golden angle (radians): ``cos(i * _GOLDEN_ANGLE + 1/2)`` never repeats and

@@ -1051,3 +1051,47 @@ def test_truncated_svd_accepts_sklearns_arpack():
     with pytest.raises(ValueError, match=r"n_components < min\(n_samples, n_features\) = 40 "
                                          r"for algorithm='arpack'"):
         eigarray.TruncatedSVD(40, algorithm="arpack").fit(X)
+
+
+def test_score_samples_refuses_a_model_singular_to_rounding():
+    # Centred 20 x 20 data has rank 19: the smallest variance is rounding
+    # (1e-16, or 1e-33 from the randomized solver), and scores built on it
+    # were finite nonsense (scikit-learn gives -inf).
+    X = np.random.default_rng(0).standard_normal((20, 20))
+    for solver in ("covariance", "randomized"):
+        est = eigarray.EigenLayer(solver=solver, random_state=0).fit(X)
+        with pytest.raises(ValueError, match="singular"):
+            est.score_samples(X)
+        with pytest.raises(ValueError, match="singular"):
+            est.get_precision()
+    # more components than the data's rank: a noise variance of rounding
+    rng = np.random.default_rng(1)
+    low = rng.standard_normal((15, 3)) @ rng.standard_normal((3, 30))
+    est = eigarray.EigenLayer(7, solver="covariance").fit(low)
+    with pytest.raises(ValueError, match="singular"):
+        est.score(low)
+
+
+def test_score_samples_under_jax_jit():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    X = jnp.asarray(np.random.default_rng(3).standard_normal((80, 10)))
+    est = eigarray.PCA(n_components=4).fit(X)
+    np.testing.assert_allclose(np.asarray(jax.jit(est.score_samples)(X[:3])),
+                               np.asarray(est.score_samples(X[:3])), rtol=1e-13)
+
+
+def test_mle_on_float32_data_keeps_the_noise_that_float64_accumulation_resolves():
+    # The spectrum of float32 data is accumulated in float64: its noise
+    # eigenvalues (3e-5 here) are genuine, and a float32 floor (1.4e-4) cut
+    # them (4 components where scikit-learn and float64 data give 11).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 4)) @ rng.standard_normal((4, 12)) * 3
+    X += 5e-3 * rng.standard_normal((200, 12))
+    X[:, 0] = 2.0
+    for dtype in (np.float64, np.float32):
+        Xd = X.astype(dtype)
+        ours = eigarray.PCA(n_components="mle").fit(Xd).n_components_
+        assert ours == SkPCA(n_components="mle", svd_solver="full").fit(Xd).n_components_ == 11

@@ -511,3 +511,22 @@ def test_spectral_norm_refuses_a_complex_state_for_a_real_matrix():
     state = eigarray.SpectralNormState(1j * np.ones(6), 1j * np.ones(4))
     with pytest.raises(TypeError, match="`state` is complex but `A` is real"):
         eigarray.spectral_norm(W, state=state, n_iter=5)
+
+
+def test_spectral_norm_jax_gradient_is_finite_from_a_zero_or_null_space_start():
+    # The restart vector replaces a zero iterate before it is divided: a
+    # where after the division still sent NaN through the norm's gradient.
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    def grad(A, **kw):
+        return np.asarray(jax.grad(lambda A: eigarray.spectral_norm(A, **kw)[0])(A))
+
+    assert np.all(np.isfinite(grad(jnp.zeros((6, 4)), n_iter=5, rng=0)))
+    A = jnp.zeros((6, 4)).at[0, 0].set(2.0).at[1, 1].set(1.0)
+    state = eigarray.SpectralNormState(jnp.ones(6) / 6 ** 0.5, jnp.array([0.0, 0.0, 1.0, 0.0]))
+    g = grad(A, n_iter=30, state=state)
+    expected = np.zeros((6, 4))
+    expected[0, 0] = 1.0                                   # u vᵀ of the top pair
+    np.testing.assert_allclose(g, expected, atol=1e-12)

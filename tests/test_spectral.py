@@ -771,3 +771,19 @@ def test_power_finds_every_copy_up_to_k(rng):
     assert res.info.all_converged
     err = np.abs(res.eigenvalues - lam[:10])
     assert np.all(err <= res.info.residual_norms + 30 * n * EPS64 * 3.0)
+
+
+def test_bfloat16_products_in_a_torch_solve():
+    # bfloat16 has no NumPy dtype: the products are read as float32 (the
+    # solve warned, then crashed in the move to the host).
+    torch = pytest.importorskip("torch")
+    n = 40
+    H = np.random.default_rng(0).standard_normal((n, n))
+    H = H + H.T
+    Ht = torch.asarray(H, dtype=torch.float32)
+    with pytest.warns(RuntimeWarning, match="bfloat16"):
+        res = hessian_eigsh(lambda v: (Ht @ v).to(torch.bfloat16), n, k=2, rng=0, xp=torch,
+                            dtype=torch.float32, tol=1e-2)
+    assert isinstance(res.eigenvalues, torch.Tensor)
+    exact = np.linalg.eigvalsh(H)[-2:]
+    np.testing.assert_allclose(res.eigenvalues.numpy(), exact, rtol=0.05)
