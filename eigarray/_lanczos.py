@@ -149,14 +149,24 @@ def _holds_copies(values: Any, copies: int, width: float) -> bool:
 
 def _entered(theta: Any, nlock: int, k: int, which: str, width: float) -> bool:
     """Whether an active value ``theta[nlock:]`` ranks among the ``k`` wanted ones
-    when all of them are moved by ``width`` up, and when they are moved down."""
+    when every active value is made less wanted by ``width``.
+
+    Less wanted: down for 'LA', up for 'SA', towards 0 for 'LM' and towards
+    the middle of the spectrum for 'BE' (a shift of all values one way
+    would favour one end of an 'LM' or 'BE' spectrum as it disfavours the
+    other).
+    """
     hx = ns.numpy_namespace()
-    entered = None
-    for shift in (-width, width):
-        moved = hx.concat([theta[:nlock], theta[nlock:] + shift])
-        ranked = {int(i) for i in _wanted(moved, k, which) if i >= nlock}
-        entered = ranked if entered is None else entered & ranked
-    return bool(entered)
+    active = theta[nlock:]
+    if which == "LA":
+        moved = active - width
+    elif which == "SA":
+        moved = active + width
+    else:
+        centre = 0.0 if which == "LM" else (float(hx.max(theta)) + float(hx.min(theta))) / 2
+        moved = active - width * hx.sign(active - centre)
+    ranked = _wanted(hx.concat([theta[:nlock], moved]), k, which)
+    return bool(hx.any(ranked >= nlock))
 
 
 def _fresh_block(xp: Any, B: Any, start: int, b: int, *, cplx: bool, rng: Any,

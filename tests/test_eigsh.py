@@ -802,6 +802,23 @@ def test_copies_and_entries_are_judged_within_the_tolerance():
                                      ("BE", [3.0, -2.0], -2.5, -2.05)):
         assert _entered(np.array(locked + [far, 0.0]), 2, 2, which, w), which
         assert not _entered(np.array(locked + [near, 0.0]), 2, 2, which, w), which
+    # LM with copies at both ends: the third +12 and the third -12 both enter
+    # (a uniform shift let neither: it favoured one as it disfavoured the other)
+    assert _entered(np.array([-12.0, -12.0, -9.97, 12.0, 12.0, -12.0, 12.0, 5.0]), 5, 5,
+                    "LM", 4.8e-3)
+
+
+def test_copies_at_both_ends_of_an_lm_spectrum():
+    # Three copies of +12 and three of -12, which='LM', k = 5: every
+    # returned value must be +-12 (-9.97 came back, flagged converged).
+    n = 400
+    rng = np.random.default_rng(0)
+    ev = np.concatenate([[-12.0] * 3, [12.0] * 3,
+                         rng.uniform(1, 10, n - 6) * rng.choice([-1, 1], n - 6)])
+    A, _ = testing.matrix_with_spectrum(ev, rng=0)
+    res = eigarray.eigsh(A, k=5, which="LM", tol=1e-4, rng=0)
+    assert res.info.all_converged
+    np.testing.assert_allclose(np.abs(res.eigenvalues), 12.0, rtol=1e-4)
 
 
 @pytest.mark.parametrize("gap", [1e-1, 1e-7], ids=["first-order", "eigenvectors"])
