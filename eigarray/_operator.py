@@ -130,9 +130,23 @@ class LinearOperator:
         return self._rmatvec is not None or self._rmatmat is not None
 
     def _checked(self, y: Any, x: Any, expected: tuple, method: str) -> Any:
-        """The result ``y`` of a product of ``x``, checked (and copied, see ``user_products``)."""
+        """The result ``y`` of a product of ``x``, checked (and copied, see ``user_products``).
+
+        As scipy's operators do, user code may answer with a ``numpy.matrix``
+        or an ``(n, 1)`` column for a vector, and with a NumPy array for the
+        vectors of another namespace (moved there, as ``hessian_eigsh``
+        does); a real product of another precision is cast to the working
+        dtype.
+        """
         if self._user_products and type(y) is not type(x):
             xp = self.xp if self.xp is not None else ns.array_namespace(x)
+            if isinstance(y, np.matrix):
+                y = np.asarray(y)
+            if len(expected) == 1 and tuple(getattr(y, "shape", ())) in (expected + (1,),
+                                                                          (1,) + expected):
+                y = y.reshape(expected)
+            if isinstance(y, np.ndarray) and not ns.is_numpy_namespace(xp):
+                y = ns.from_host_numpy(y, xp, like=x)
             if not ns.is_array_api_obj(y) or not ns.same_namespace(ns.array_namespace(y), xp):
                 raise TypeError(
                     f"the operator `A` returned {_describe(y)} from `{method}`; its products "
@@ -148,9 +162,12 @@ class LinearOperator:
             raise TypeError(f"the operator `A` returned complex values ({y.dtype}) from "
                             f"`{method}` but its dtype is {self.dtype}; pass dtype=complex128 "
                             f"(or complex64) to aslinearoperator.")
-        if self._user_products and not (ns.is_jax_array(y) or ns.is_dask_array(y)):
+        if self._user_products:
             xp = self.xp if self.xp is not None else ns.array_namespace(y)
-            y = xp.asarray(y, copy=True)
+            if self.xp is not None and y.dtype != self.dtype:
+                y = xp.astype(y, self.dtype)              # a new array: the copy
+            elif not (ns.is_jax_array(y) or ns.is_dask_array(y)):
+                y = xp.asarray(y, copy=True)
         return y
 
     def _argument(self, x: Any, ndim: int, length: int, method: str) -> Any:

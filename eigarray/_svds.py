@@ -541,7 +541,11 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     only the values are returned.  Memory: ``(ncv + 2)(m + n)`` numbers of
     the working precision.  The method uses a single starting vector: of a
     repeated singular value it finds further copies only through rounding
-    errors and random restarts.
+    errors and random restarts, which a ``tol`` above working precision may
+    not wait for: with five copies of the largest value and ``k = 7``,
+    ``tol=1e-6`` returned four of them and the next values in place of the
+    fifth, flagged converged (they are singular triplets, but not the ``k``
+    largest); ``tol=0`` found all five.
 
     For 'SM' the restarts that lock nothing keep harmonic Ritz vectors
     (Baglama & Reichel), from the SVD of the ``j x (j+1)`` matrix

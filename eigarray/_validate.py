@@ -91,13 +91,16 @@ def check_bool(value: Any, *, name: str) -> bool:
 
 
 def _is_bool(value: Any) -> bool:
-    """Whether ``value`` is Python's or NumPy's boolean.
+    """Whether ``value`` is a boolean: Python's, NumPy's, or a 0-d boolean array.
 
     NumPy's class is ``numpy.bool`` (named ``bool``) since NumPy 2 and
     ``numpy.bool_`` before; it is no subclass of ``bool`` but converts to
     a float, so a tolerance check would read ``True`` as 1.0.
     """
-    return isinstance(value, bool) or type(value).__name__ in ("bool", "bool_")
+    if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):
+        return True
+    # 0-d boolean arrays (NumPy's, torch's) convert to a float just as well
+    return getattr(value, "ndim", None) == 0 and "bool" in str(getattr(value, "dtype", ""))
 
 
 def as_array(value: Any, *, name: str) -> Any:
