@@ -277,7 +277,11 @@ def iteration_scale(xp: Any, W: Any, dtype: Any,
     bound = 2.0 ** (math.frexp(float(xp.finfo(ns.real_dtype(xp, dtype)).max))[1] // 4)
     if not math.isfinite(amax) or 1.0 / bound <= amax <= bound:
         return 1.0
-    return 2.0 ** (math.frexp(amax)[1] - 1)
+    # No smaller than the smallest normal number: a product null only to
+    # rounding (or a matrix of subnormal entries) would otherwise give a
+    # scale whose reciprocal overflows.
+    tiny = float(xp.finfo(ns.real_dtype(xp, dtype)).smallest_normal)
+    return max(2.0 ** (math.frexp(amax)[1] - 1), tiny)
 
 
 def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:

@@ -1158,3 +1158,17 @@ def test_products_accurate_to_float32_only(tol):
     w = eigarray.eigsh(op, k=3, which="LA", ncv=33, rng=0, tol=tol,
                        return_eigenvectors=False)
     np.testing.assert_allclose(w, exact[-3:], atol=1e-5)
+
+
+@pytest.mark.parametrize("block_size", [1, 2])
+def test_products_null_to_rounding_or_subnormal_keep_a_finite_scale(block_size):
+    # A start null only to rounding at scale 1e-300 (its product ~1e-316), and
+    # a matrix of subnormal entries: the scale from such a product was
+    # 2^-1050, whose reciprocal overflows ("A returned NaN or Inf").
+    lam = np.r_[0.0, np.linspace(1.0, 5.0, 49)]
+    A, Q = testing.matrix_with_spectrum(lam, rng=0)
+    for scale, v0 in ((1e-300, Q[:, 0]), (1e-310, None)):
+        res = eigarray.lanczos(A * scale, 4, which="LA", block_size=block_size, v0=v0, rng=0)
+        assert res.info.all_converged
+        np.testing.assert_allclose(res.eigenvalues / scale, lam[-4:],
+                                   rtol=1e-6 if scale < 1e-305 else 1e-12)
