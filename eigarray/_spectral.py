@@ -137,11 +137,6 @@ def _iterates_on_host(xp: Any, like: Any) -> bool:
     return False
 
 
-def _dtype_name(dtype: Any) -> str:
-    """``float32`` for NumPy's, torch's (``torch.float32``) and JAX's float32, and so on."""
-    return getattr(dtype, "__name__", None) or str(dtype).rsplit(".", 1)[-1]
-
-
 def _user_stacklevel() -> int:
     """The ``stacklevel`` at which a warning names the first frame outside eigarray.
 
@@ -170,7 +165,7 @@ def _check_product_dtype(out: Any, xp: Any, dtype: Any, *, name: str) -> None:
     oxp = ns.array_namespace(out)
     if not oxp.isdtype(out.dtype, ("real floating", "complex floating")):
         return                                      # integers and booleans are exact
-    got, want = _dtype_name(out.dtype), _dtype_name(dtype)
+    got, want = (ns.dtype_name(t) or str(t) for t in (out.dtype, dtype))
     if ns.is_complex(oxp, out.dtype) and not ns.is_complex(xp, dtype):
         cplx = "complex64" if want == "float32" else "complex128"
         raise TypeError(f"`{name}` returned a complex array ({got}) in a real solve "
