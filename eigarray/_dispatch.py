@@ -244,6 +244,49 @@ def batched_eigh_host(A: np.ndarray, *, upper: bool, tol: float, max_sweeps: int
     return w, (V if want_vectors else None), sweeps, off
 
 
+# Up to this order the Numba kernel forms ``V diag(f) Vᴴ`` faster than
+# NumPy's batched matmul (one BLAS call per matrix, then a separate
+# weighting pass and symmetrisation).  Measured on a 2-core AMD EPYC,
+# kernel over NumPy: n = 16, 10,000 matrices, 3.9x in float64 and 1.5x in
+# float32; n = 64, 400 matrices, 2.0x and 1.4x; n = 128, 0.8x and 0.6x.
+HERMITIAN_PRODUCT_MAX_N = 64
+
+
+def _hermitian_kernels():
+    from .kernels.cpu import hermitian
+
+    return hermitian
+
+
+def hermitian_product(V: Any, weights: Any, squared: bool) -> np.ndarray | None:
+    """``V diag(f) Vᴴ`` (``W Wᴴ``, ``W = V diag(f)``, if ``squared``) of a NumPy stack.
+
+    ``V`` is ``(..., n, n)`` and ``weights`` ``(..., n)``, cast to ``V``'s
+    dtype.  The result is Hermitian to the last bit, with a real diagonal.
+    None unless ``V`` is a NumPy array of a floating dtype with ``n`` at most
+    :data:`HERMITIAN_PRODUCT_MAX_N` (the caller's matmul serves the rest).
+    """
+    if not (isinstance(V, np.ndarray) and V.dtype in _FLOATING and V.ndim >= 2
+            and 0 < V.shape[-1] <= HERMITIAN_PRODUCT_MAX_N):
+        return None
+    n = V.shape[-1]
+    flat_V = np.ascontiguousarray(V.reshape(-1, n, n))
+    flat_w = np.ascontiguousarray(np.asarray(weights).astype(V.dtype, copy=False)
+                                  .reshape(-1, n))
+    X = np.empty_like(flat_V)
+    kernels = _hermitian_kernels()
+    nb = _num_threads(flat_V.shape[0] * n**3)
+    if nb == 1 or flat_V.shape[0] == 1:
+        kernels.hermitian_product_serial(flat_V, flat_w, squared, X)
+    else:
+        _launch(kernels.hermitian_product, flat_V, flat_w, squared, X,
+                min(nb, flat_V.shape[0]))
+    return X.reshape(V.shape)
+
+
+_FLOATING = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
+
+
 def batched_eigh_cuda(A: Any, *, upper: bool, tol: float, max_sweeps: int,
                       want_vectors: bool) -> tuple | None:
     """Eigen-decompose a CuPy ``(B, n, n)`` stack from its lower (``upper``) triangle.

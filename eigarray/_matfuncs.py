@@ -35,6 +35,7 @@ import numbers
 from collections.abc import Callable
 from typing import Any
 
+from . import _dispatch
 from . import _namespace as ns
 from . import _validate as val
 from ._jacobi import default_max_sweeps, eigh_impl, finite_triangle, report
@@ -181,8 +182,8 @@ def _reconstruct(xp: Any, V: Any, *, fw: Any = None, half: Any = None,
     """``V diag(f) Vᴴ``, Hermitian to the last bit.
 
     Give ``half`` with ``half² = f`` when ``f >= 0`` (then ``W Wᴴ`` with
-    ``W = V diag(half)``), else ``fw = f``.  One batched product, then the
-    average with the conjugate transpose, :func:`_symmetrise`.
+    ``W = V diag(half)``), else ``fw = f``.  One batched product, made
+    Hermitian to the last bit by :func:`_weighted_product`.
 
     Functions that can overflow (``exp``, powers) also give
     ``log_weight(xp, mask)``, the log of ``|half|`` (or ``|fw|``) where
@@ -241,10 +242,9 @@ def _reconstruct(xp: Any, V: Any, *, fw: Any = None, half: Any = None,
             up = xp.where(ok, Xb * up1 * up2, Xb * by_exp)
             if squared:
                 up = xp.where(ok, up * up1 * up2, up * by_exp)
-            X = xp.where(Xb == 0, X, up + X)
-            return _symmetrise(xp, X)
-    X = _weighted_product(xp, V, weights, squared)
-    return _symmetrise(xp, X)
+            # Sums and real scalings of Hermitian matrices: still Hermitian bitwise.
+            return xp.where(Xb == 0, X, up + X)
+    return _weighted_product(xp, V, weights, squared)
 
 
 def _symmetrise(xp: Any, X: Any) -> Any:
@@ -259,9 +259,17 @@ def _symmetrise(xp: Any, X: Any) -> Any:
 
 
 def _weighted_product(xp: Any, V: Any, weights: Any, squared: bool) -> Any:
-    """``W Wᴴ`` with ``W = V diag(weights)`` if ``squared``, else ``V diag(weights) Vᴴ``."""
+    """``W Wᴴ`` with ``W = V diag(weights)`` if ``squared``, else ``V diag(weights) Vᴴ``.
+
+    Hermitian to the last bit: small NumPy stacks through the Numba kernel
+    (:func:`eigarray._dispatch.hermitian_product`), which forms one triangle
+    and mirrors it, the rest through matmul and :func:`_symmetrise`.
+    """
+    X = _dispatch.hermitian_product(V, weights, squared)
+    if X is not None:
+        return X
     W = V * xp.astype(weights, V.dtype, copy=False)[..., None, :]
-    return W @ _mH(xp, W) if squared else W @ _mH(xp, V)
+    return _symmetrise(xp, W @ _mH(xp, W) if squared else W @ _mH(xp, V))
 
 
 def _apply(A: Any, UPLO: str, body: Callable[[Any, Any], dict]) -> Any:

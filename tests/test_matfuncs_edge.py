@@ -239,3 +239,49 @@ def test_polar_reads_autograd_tensors_detached(method):
     S = eigarray.sqrtm(torch.eye(2, dtype=torch.float64, requires_grad=True))
     assert not S.requires_grad
 
+
+
+# ---------------------------------------------------------------------------
+# 9. the Numba reconstruction kernel against the matmul it replaces
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128],
+                         ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("shape, n", [((), 1), ((3,), 5), ((2, 3), 16), ((700,), 16),
+                                      ((2,), 64)],
+                         ids=["1x1", "3x5", "2x3x16", "parallel-700x16", "2x64"])
+@pytest.mark.parametrize("squared", [True, False], ids=["WWᴴ", "VFVᴴ"])
+def test_hermitian_product_kernel_matches_matmul(dtype, shape, n, squared):
+    from eigarray import _dispatch
+
+    rng = np.random.default_rng(n)
+    cplx = np.issubdtype(dtype, np.complexfloating)
+    V = rng.standard_normal(shape + (n, n)) + (1j * rng.standard_normal(shape + (n, n))
+                                               if cplx else 0)
+    f = rng.uniform(-2.0, 2.0, shape + (n,))
+    V = V.astype(dtype)
+    V.flags.writeable = False
+    X = _dispatch.hermitian_product(V, f, squared)
+    assert X.shape == V.shape and X.dtype == V.dtype
+    W = V * f.astype(dtype)[..., None, :]
+    ref = W @ np.conj(np.swapaxes(W if squared else V, -1, -2))
+    # the same sums of the same products: within a few roundings of the reference
+    scale = np.abs(W).max() * np.abs(W if squared else V).max()
+    assert np.abs(X - ref).max() <= 4 * n * eps_of(dtype) * scale
+    assert_hermitian_bitwise(X)
+    assert np.all(np.diagonal(X, axis1=-2, axis2=-1).imag == 0)
+
+
+def test_hermitian_product_kernel_declines_what_it_does_not_serve():
+    from eigarray import _dispatch
+
+    n = _dispatch.HERMITIAN_PRODUCT_MAX_N
+    assert _dispatch.hermitian_product(np.eye(n + 1), np.ones(n + 1), True) is None
+    assert _dispatch.hermitian_product(np.eye(2, dtype=np.float16), np.ones(2), True) is None
+    assert _dispatch.hermitian_product([[1.0]], [1.0], True) is None
+    # NaN in row i of V reaches row and column i, as in a matmul
+    V = np.eye(3)
+    V[1, 2] = np.nan
+    X = _dispatch.hermitian_product(V, np.ones(3), True)
+    np.testing.assert_array_equal(np.isnan(X), np.isnan(V @ V.T))
+    np.testing.assert_array_equal(np.isnan(X), [[0, 1, 0], [1, 1, 1], [0, 1, 0]])
