@@ -219,6 +219,50 @@ def test_operator_kinds(rng):
         testing.assert_singular_triplets(A, u, s, vh, exact=exact)
 
 
+_DASK_OPERATORS = """
+import dask, dask.array as da, numpy as np, eigarray
+from eigarray import testing
+dask.config.set(scheduler="{scheduler}")
+sig = np.geomspace(1.0, 1e-2, 40)
+A, _, _ = testing.matrix_with_singular_values(200, 40, sig, rng=0)
+Ad = da.from_array(A, chunks=(100, 40))
+
+class Duck:
+    shape, dtype = A.shape, A.dtype
+
+    def matvec(self, x):
+        return Ad @ x
+
+    def rmatvec(self, y):
+        return Ad.T @ y
+
+for op, v0 in [(Duck(), da.ones(40, chunks=20)), (eigarray.aslinearoperator(Ad), None)]:
+    res = eigarray.svds(op, k=3, v0=v0, rng=0)
+    assert all(isinstance(x, da.Array) for x in res) and res.info.all_converged
+    testing.assert_singular_triplets(A, *(np.asarray(x) for x in res), exact=sig[2::-1])
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+def test_operators_bound_to_dask_do_not_hang(scheduler):
+    # A duck-typed operator with Dask products bound to Dask by a Dask v0, and
+    # an operator over a Dask array: the bidiagonalisation ran lazily, each
+    # host read computing the whole iteration so far (76 s for 46 products
+    # of a 60 x 20 matrix, and no end in sight at 200 x 40).  It now runs on
+    # the host, each product computed once.  In a subprocess, under a timeout.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("dask.array")
+    out = subprocess.run([sys.executable, "-c", _DASK_OPERATORS.format(scheduler=scheduler)],
+                         capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_operator_without_adjoint_is_refused():
     A = np.eye(8, 6)
     op = eigarray.aslinearoperator(lambda x: A @ x, shape=(8, 6))
@@ -513,6 +557,68 @@ def test_randomized_flags_come_from_the_true_residuals():
     res = eigarray.svds(low, 3, solver="randomized", rng=0)
     assert res.info.all_converged
     testing.assert_singular_triplets(low, *res, exact=sig[:3])
+
+
+# --- repeated singular values -------------------------------------------------------
+
+
+def _slow(n, top):
+    """A slowly decaying spectrum of ``n`` values whose largest ones are ``top``."""
+    return np.sort(np.r_[top, np.linspace(0.99, 0.01, n - len(top))])[::-1]
+
+
+N_COPIES = 120
+COPIES = {
+    # (singular values, k, tol, which); before the copy check each case gave
+    # a wrong set of values, flagged converged, for every seed, orientation
+    # and real or complex data tried ("five_decaying": 10 of 12, this one too).
+    "double_found_once": (_slow(N_COPIES, [1.0, 1.0]), 2, 1e-6, "LM"),
+    "triple": (_slow(N_COPIES, [1.0, 1.0, 1.0]), 6, 1e-8, "LM"),
+    "double_in_the_middle": (_slow(N_COPIES, [1.5, 1.0, 1.0]), 3, 1e-6, "LM"),
+    "five_decaying": (np.r_[[1.0] * 5, 0.9 ** np.arange(1, N_COPIES - 4)], 7, 0, "LM"),
+    "smallest_triple": (np.r_[np.linspace(1.0, 0.1, N_COPIES - 3), [0.05] * 3], 4, 1e-8,
+                        "SM"),
+}
+
+
+@pytest.mark.parametrize("shape", ["tall", "wide"])
+@pytest.mark.parametrize("case", list(COPIES))
+def test_every_copy_of_a_repeated_singular_value_is_found(case, shape):
+    # One start vector sees one copy of a repeated value in exact
+    # arithmetic; the cycle from a fresh start vector on the deflated
+    # operator finds the copies that rounding did not bring out in time.
+    sig, k, tol, which = COPIES[case]
+    A = spectrum_matrix(3 * N_COPIES, N_COPIES, sig, seed=0)
+    A = A if shape == "tall" else A.T.copy()
+    exact = np.sort(sig)[::-1][:k] if which == "LM" else np.sort(sig)[:k]
+    res = eigarray.svds(A, k=k, tol=tol, which=which, rng=0)
+    assert res.info.all_converged
+    if tol == 0:
+        testing.assert_singular_triplets(A, *res, exact=exact)
+    else:
+        # At tol > eps the documented bound: true residuals within 2 tol ||A||,
+        # so each value lies within that of a singular value of A.
+        line = 2 * tol * sig.max()
+        assert np.all(res.info.residual_norms <= line)
+        assert np.max(np.abs(np.sort(res.S) - np.sort(exact))) <= line
+        assert testing.orthogonality_ratio(res.U) < 30
+        assert testing.orthogonality_ratio(res.Vh.T) < 30
+
+
+def test_copy_check_costs_at_most_one_cycle_and_less_on_a_decaying_spectrum():
+    # Distinct values: the check is the last cycle.  On a spectrum that
+    # halves at each value Kuczynski & Wozniakowski's bound rules out a
+    # further copy well before the cycle's end; on a flat one it runs in full.
+    k, n = 4, 120
+    ncv = eigarray._svds.default_ncv(k, 3 * n, n)
+    full = 2 * (ncv - k)                                     # one product each way per step
+    for sig, longest in [(0.5 ** np.arange(n), full // 2), (np.linspace(1.0, 0.9, n), full)]:
+        A = spectrum_matrix(3 * n, n, sig, seed=2)
+        res = eigarray.svds(A, k=k, rng=2)
+        testing.assert_singular_triplets(A, *res, exact=sig[:k])
+        counts = res.info.history["n_matvec"]
+        assert len(counts) >= 2
+        assert counts[-1] - counts[-2] <= longest
 
 
 # --- bad input ----------------------------------------------------------------------
