@@ -15,9 +15,11 @@ touched again), and the basis is restarted with the best Ritz vectors and the
 frontier, in one matrix product.  A block of two starting vectors (the
 default) finds both copies of double eigenvalues, which a single Krylov
 sequence cannot see; when the converged wanted values hold as many copies
-of one value as the block has vectors (at least two), one more cycle from a
-fresh random block, on the operator deflated of the wanted pairs, looks for
-further copies before the iteration stops; a product that falls into the
+of one value as the block has vectors (at least two), a check from a fresh
+random block, on the operator deflated of the wanted pairs, looks for
+further copies before the iteration stops (one cycle, or until its own
+Ritz values nearest to the wanted ones converge when the basis leaves it
+few rows); a product that falls into the
 span of the basis (an invariant subspace) is replaced by a random vector
 orthogonal to it.  For a requested accuracy ``tol`` above machine
 precision the basis is only kept semi-orthogonal (Simon 1984): projections
@@ -29,7 +31,11 @@ on them are carried from step to step by an ω-recurrence
 it (Simon's rule: its bound, made from this one, would pass too); a
 restart then keeps a basis of the projected matrix's own invariant subspace
 (Krylov-Schur) rather than Ritz vectors, so that the relation the estimates
-rest on stays exact (:func:`_kept_subspace`).  A last Rayleigh-Ritz
+rest on stays exact (:func:`_kept_subspace`).  The recurrence assumes
+products exact to rounding: restarts 1, 2, 4, 8, ... measure the newest
+row against the basis, and a departure beyond the bounds (products computed in lower
+precision) gives the run up for one with full reorthogonalisation
+(:func:`_solve`).  A last Rayleigh-Ritz
 step on the returned vectors makes them orthonormal to working precision.
 
 Storage: the basis is the rows of an ``(ncv + block_size, n)`` array in the
@@ -129,6 +135,34 @@ def _wanted(theta: Any, k: int, which: str) -> Any:
     return hx.concat([up[:n_high], up[len(theta) - (k - n_high):]])
 
 
+# LAPACK's test standard, ``||A v - λ v|| / (n ||A|| eps)`` below this, which
+# a pair flagged converged at ``tol`` near eps must meet.
+_STANDARD = 30.0
+
+# A copy check (see :func:`_impl`) whose first cycle has at least this many
+# rows settles on that cycle when none of its values ranks among the wanted
+# ones; with fewer (a basis of k + 3 leaves 3), it goes on until its
+# contenders converge (_CHECK_RESOLUTION).  At n = 300 with five copies of
+# the top eigenvalue above a gap of 2%, one cycle of 16 rows missed a copy
+# from 23 of 45 starts, 20 rows from 10, 30 rows from none; the default
+# basis gives the check at least 110.
+_CHECK_ROWS = 40
+
+# A copy check that has not settled on its first cycle goes on until the
+# residual norm of each contender (its Ritz values nearest to ranking among
+# the wanted ones) is at most this fraction of its distance from them, or
+# the tolerance.  Why that suffices: the check's space is a Krylov space of
+# a random start, in which the top Ritz vector (for 'LA') is ``p(A) x`` with
+# ``p`` growing beyond its roots, the other Ritz values below it; the part
+# of it along an eigenvector of a missed copy ``c`` is bounded by its
+# residual over ``c - θ``, so the start's component along the copy would
+# have to be below this fraction of the one along the contender's
+# eigenvector, which a random start gives with probability about
+# ``2/π`` times this.  Measured, n = 30, five copies of the top eigenvalue,
+# ncv = k + 3: the check then takes tens of cycles instead of the hundreds
+# a residual at ``tol = eps`` needs.
+_CHECK_RESOLUTION = 1e-3
+
 # Two converged Ritz values within this many times ``tol ||A||`` of each
 # other are taken for copies of one eigenvalue: each lies within its
 # residual norm, at most ``tol ||A||``, of an eigenvalue.  A Ritz value of a
@@ -136,37 +170,89 @@ def _wanted(theta: Any, k: int, which: str) -> Any:
 _COPIES_WIDTH = 4.0
 
 
+def _copied(values: Any, copies: int, width: float) -> Any:
+    """Mask of the ``values`` in chains of ``copies`` or more with gaps of at most ``width``."""
+    hx = ns.numpy_namespace()
+    order = hx.argsort(values, stable=True)
+    mask = hx.zeros(len(values), dtype=bool)
+    start = 0
+    for end in range(1, len(values) + 1):
+        if end == len(values) or values[order[end]] - values[order[end - 1]] > width:
+            if end - start >= copies:
+                mask[order[start:end]] = True
+            start = end
+    return mask
+
+
 def _holds_copies(values: Any, copies: int, width: float) -> bool:
     """Whether ``copies`` or more of ``values`` form a chain with gaps of at most ``width``."""
+    return bool(ns.numpy_namespace().any(_copied(values, copies, width)))
+
+
+def _less_wanted(values: Any, theta: Any, which: str, width: float) -> Any:
+    """``values`` made less wanted by ``width``, in the sense of ``which``.
+
+    Less wanted: down for 'LA', up for 'SA', towards 0 for 'LM' and towards
+    the middle of the spectrum ``theta`` for 'BE' (a shift of all values one
+    way would favour one end of an 'LM' or 'BE' spectrum as it disfavours
+    the other).
+    """
     hx = ns.numpy_namespace()
-    run = 1
-    for gap in hx.diff(hx.sort(values)):
-        run = run + 1 if gap <= width else 1
-        if run >= copies:
-            return True
-    return False
+    if which == "LA":
+        return values - width
+    if which == "SA":
+        return values + width
+    centre = 0.0 if which == "LM" else (float(hx.max(theta)) + float(hx.min(theta))) / 2
+    return values - width * hx.sign(values - centre)
 
 
 def _entered(theta: Any, nlock: int, k: int, which: str, width: float) -> bool:
     """Whether an active value ``theta[nlock:]`` ranks among the ``k`` wanted ones
-    when every active value is made less wanted by ``width``.
-
-    Less wanted: down for 'LA', up for 'SA', towards 0 for 'LM' and towards
-    the middle of the spectrum for 'BE' (a shift of all values one way
-    would favour one end of an 'LM' or 'BE' spectrum as it disfavours the
-    other).
+    when every active value is made less wanted by ``width`` (:func:`_less_wanted`).
     """
     hx = ns.numpy_namespace()
-    active = theta[nlock:]
-    if which == "LA":
-        moved = active - width
-    elif which == "SA":
-        moved = active + width
-    else:
-        centre = 0.0 if which == "LM" else (float(hx.max(theta)) + float(hx.min(theta))) / 2
-        moved = active - width * hx.sign(active - centre)
+    moved = _less_wanted(theta[nlock:], theta, which, width)
     ranked = _wanted(hx.concat([theta[:nlock], moved]), k, which)
     return bool(hx.any(ranked >= nlock))
+
+
+def _entry_distance(values: Any, wanted: Any, which: str) -> Any:
+    """How far each of ``values`` is from ranking among the ``wanted`` values (0 if it does)."""
+    hx = ns.numpy_namespace()
+    if which == "LA":
+        d = hx.min(wanted) - values
+    elif which == "SA":
+        d = values - hx.max(wanted)
+    elif which == "LM":
+        d = hx.min(hx.abs(wanted)) - hx.abs(values)
+    else:
+        d = hx.min(hx.abs(wanted[None, :] - values[:, None]), axis=1)
+    return hx.maximum(d, 0.0)
+
+
+def _contenders(theta: Any, which: str) -> Any:
+    """Indices of the Ritz values ``theta`` that come nearest to ranking among the
+    wanted ones: the most wanted, and for 'BE' the most wanted at each end."""
+    return _preference(theta, which)[:2 if which == "BE" else 1]
+
+
+def _displaceable(values: Any, copies: int, width: float, which: str) -> Any:
+    """Mask of the wanted ``values`` that further copies of a repeated one would displace.
+
+    A copy the iteration has not found of a value held ``copies`` times
+    (see :func:`_holds_copies`) ranks among the wanted ones ahead of every
+    value it beats by more than ``width``; as many copies may be missing as
+    there are wanted values.
+    """
+    hx = ns.numpy_namespace()
+    k = len(values)
+    repeated = values[_copied(values, copies, width)]
+    if repeated.size == 0:
+        return hx.zeros(k, dtype=bool)
+    extra = hx.repeat(repeated, k)
+    theta = hx.concat([values, extra])
+    ranked = _wanted(hx.concat([values, _less_wanted(extra, theta, which, width)]), k, which)
+    return ~hx.isin(hx.arange(k), ranked)
 
 
 def _fresh_block(xp: Any, B: Any, start: int, b: int, *, cplx: bool, rng: Any,
@@ -271,7 +357,8 @@ def default_keep(n_free: int, n_unconverged: int, theta: Any = None, target: int
 def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
           keep: Callable[[int, int], int], maxiter: int, tol: float, v0: Any, rng: Any,
           callback: Callable | None, want_vectors: bool,
-          full_reorthogonalisation: bool = False) -> EighResult:
+          full_reorthogonalisation: bool = False,
+          spent: _LostOrthogonality | None = None) -> EighResult:
     """Block thick-restart Lanczos on ``op`` (validated arguments).
 
     The basis rows ``B[:size]`` split into *processed* rows ``B[:j]``, whose
@@ -281,6 +368,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     Rayleigh-Ritz runs on ``H[:j, :j]``; the residual of a Ritz vector
     ``B[:j]ᵀ s`` is ``B[j:size]ᵀ (H[j:size, :j] s)``, whose norm needs no
     operator application.  A restart keeps Ritz vectors and the frontier.
+
+    ``spent``: a semi-orthogonal attempt given up (:func:`_solve`), whose
+    restarts, products and history this run continues.
     """
     xp = op.xp
     hx = ns.numpy_namespace()
@@ -293,7 +383,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     eps = ns.eps(xp, dtype)
     tol = max(tol, eps)
     skip = 0.0 if full_reorthogonalisation else _semi_orthogonality(eps, tol)
-    matvec0 = op.n_matvec
+    # Counts continue those of an attempt given up: n_matvec counts every
+    # product, n_iter every restart, both bounded by maxiter together.
+    matvec0 = op.n_matvec - (spent.n_matvec if spent is not None else 0)
 
     B = xp.zeros((m + b, n), dtype=dtype, device=op.device)
     work = RowWork.of(B, b)
@@ -318,9 +410,15 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     anorm = 0.0
     history: dict[str, list] = {"ritz_values": [], "residual_estimates": [], "n_matvec": []}
     n_iter = 0
+    if spent is not None:
+        history = {key: list(val_) for key, val_ in spent.history.items()}
+        n_iter = spent.n_iter
     stop_reason = None
     exhausted = False
-    verifying = False                # this cycle runs from a fresh block (see step 2)
+    fresh = False                    # the restart starts the copy check (see step 2)
+    checking = False                 # the cycle belongs to the copy check
+    owed = False                     # the iteration stopped with the check due
+    first_check_cycle = False        # ... and is its first, from the fresh block alone
     # Products are divided by ``scale`` (a power of two, 1 unless ||A|| is
     # so large or small that squares of its entries would overflow or
     # underflow); values and residuals are scaled back on the way out.
@@ -468,44 +566,86 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                     max((abs(t) for t in locked_theta), default=0.0))
         threshold = tol * anorm
         width = _COPIES_WIDTH * threshold
+        # Values locked at different restarts differ by rounding, tens of
+        # eps ||A|| (measured), which at tol near eps exceeds ``width``:
+        # values the accuracy standard cannot tell apart count as copies.
+        copies_width = max(width, _STANDARD * n * eps * anorm)
 
         all_theta = hx.concat([hx.asarray(locked_theta, dtype=hx.float64), theta])
         all_est = hx.concat([hx.asarray(locked_est, dtype=hx.float64), est])
         wanted = _wanted(all_theta, k, which)
         settled = False
-        if verifying:
-            # The cycle from a fresh block (step 4), every wanted pair locked
-            # before it: unless one of its Ritz values ranks among the wanted
-            # whichever way it is moved by ``width``, the locked pairs are
-            # the answer; otherwise the iteration goes on as usual.
-            verifying = False
-            settled = not _entered(all_theta, nlock, k, which, width)
-            if settled:
+        if checking:
+            # The copy check (step 4): every wanted pair was locked before
+            # it.  One of its Ritz values that ranks among the wanted ones
+            # whichever way it is moved by ``width`` makes the iteration go
+            # on as usual.  Otherwise the locked pairs are the answer, once
+            # the check has seen enough: a first cycle of _CHECK_ROWS rows
+            # or more, or its nearest contenders converged (see
+            # _CHECK_RESOLUTION).  A few rows (a basis of k + 3) leave its
+            # Ritz values far inside the spectrum, and settling on them
+            # returned a value with a copy missed, flagged converged; such a
+            # check restarts like any cycle, keeping its best vectors.
+            if _entered(all_theta, nlock, k, which, width):
+                checking = False
+            else:
                 wanted = _wanted(all_theta[:nlock], k, which)
+                top = _contenders(theta, which)
+                reach = _CHECK_RESOLUTION * _entry_distance(theta[top], all_theta[wanted],
+                                                            which)
+                settled = bool(exhausted or top.size == 0
+                               or (first_check_cycle and j - nlock >= _CHECK_ROWS)
+                               or hx.all(est[top] <= hx.maximum(threshold, reach)))
+                checking = not settled
+            first_check_cycle = False
         done = all_est[wanted] <= threshold
         n_iter += 1
         if record_restart(history, callback, n_iter, op.n_matvec - matvec0,
                           all_theta[wanted] * scale, all_est[wanted] * scale, done):
             stop_reason = "callback"
+        if (pro is not None and size > j and n_iter & (n_iter - 1) == 0
+                and _lost_orthogonality(xp, B, pro, j, size, level=pro_level, cplx=cplx)):
+            # Products not exact to rounding (float32 arithmetic in a
+            # float64 operator) break the recurrence the estimates rest
+            # on; the basis then drifts from orthogonality unnoticed, and
+            # the iteration may never converge.  Measured at restarts 1, 2,
+            # 4, 8, ...: a departure shows at the first (products that
+            # inaccurate are so from the start), one that grows later is
+            # caught before the run has doubled, and a long run pays a few
+            # passes over the basis, not one per restart (which cost 4 % of
+            # the time on the 200 x 200 anisotropic Laplacian).
+            raise _LostOrthogonality(n_iter, op.n_matvec - matvec0, history)
         stop = settled or exhausted or n_iter >= maxiter or stop_reason
-        if bool(hx.all(done)) and not stop:
-            # A block of b vectors sees at most b copies of an eigenvalue in
-            # exact arithmetic; further ones appear through rounding, which
-            # a tol above eps may not leave time for.  With b (at least two)
-            # copies among the wanted values, one cycle from a fresh random
-            # block on the operator deflated of every wanted pair finds a
-            # copy left out, or shows there is none.
-            n_after = nlock + sum(1 for i in wanted if i >= nlock)
-            verifying = (n_after + b < m
-                         and _holds_copies(all_theta[wanted], max(b, 2), width))
-        if stop or (bool(hx.all(done)) and not verifying):
+        # A block of b vectors sees at most b copies of an eigenvalue in
+        # exact arithmetic; further ones appear through rounding, which a
+        # tol above eps may not leave time for.  With b (at least two)
+        # copies among the wanted values, a check from a fresh random block
+        # on the operator deflated of every wanted pair finds a copy left
+        # out, or shows there is none.  The block needs room beside the
+        # pairs it is deflated of and a row to grow into; a smaller one
+        # than b still checks (a random vector has a part along every copy
+        # left out).  With no room at all (ncv = k + 1, or rows held by
+        # locked pairs no longer wanted), or when maxiter ends the
+        # iteration first, the check is owed (step 5).
+        n_after = nlock + sum(1 for i in wanted if i >= nlock)
+        check_due = (bool(hx.all(done)) and not settled and not exhausted
+                     and (checking or _holds_copies(all_theta[wanted], max(b, 2),
+                                                    copies_width)))
+        b_check = min(b, m - n_after - 1)
+        room = b_check >= 1
+        fresh = check_due and not checking and room and not stop
+        owed = check_due and bool(stop or not (checking or room))
+        if stop or (bool(hx.all(done)) and not (checking or fresh)):
             break
 
         # 3. Lock the converged wanted pairs and choose the Ritz vectors to keep.
         active_wanted = [int(i) - nlock for i in wanted if i >= nlock]
         new_lock = [i for i in active_wanted if est[i] <= threshold]
         unconverged = [i for i in active_wanted if est[i] > threshold]
-        if verifying:
+        if checking:
+            # The check goes on: its nearest contenders are the pairs to converge.
+            unconverged = [int(i) for i in top if est[i] > threshold]
+        if fresh:
             # Every wanted pair is locked; nothing else is kept, and a fresh
             # block replaces the frontier (step 4).
             kept, fw = [], 0
@@ -555,9 +695,11 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         nlock += n_new
         j = nlock + len(kept)
         size = j + fw
-        if verifying:
-            B, size = _fresh_block(xp, B, size, b, cplx=cplx, rng=rng, device=op.device)
+        if fresh:
+            B, size = _fresh_block(xp, B, size, b_check, cplx=cplx, rng=rng,
+                                   device=op.device)
             project_next = False
+            checking = first_check_cycle = True
 
     # 5. The wanted pairs, ascending, with true residuals.
     vals = all_theta[wanted]
@@ -565,6 +707,11 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     idx = wanted[order]
     values = vals[order] * scale
     converged = all_est[idx] <= threshold
+    if owed:
+        # maxiter (or the callback) ended the iteration before the copy
+        # check could run or settle: the values that a copy not found would
+        # displace are not known to be wanted ones.
+        converged &= ~_displaceable(vals, max(b, 2), copies_width, which)[order]
     real_dtype = ns.real_dtype(xp, dtype)
     w_out = xp.asarray(ns.from_host_numpy(hx.asarray(values), xp, like=B), dtype=real_dtype)
     info_hist = {key: hx.asarray(val_) for key, val_ in history.items()}
@@ -602,7 +749,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
     # converged; nor is one whose true residual exceeds twice the tolerance
     # (or the accuracy standard, 30 n eps ||A||, that a solve at tol=0 meets).
     believed = converged
-    converged = converged & (res <= max(2.0 * threshold, 30.0 * n * eps * anorm) * scale)
+    converged = converged & (res <= max(2.0 * threshold, _STANDARD * n * eps * anorm) * scale)
     lost = not departure <= eps ** 0.25
     if lost:
         converged[:] = False
@@ -610,7 +757,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         # Semi-orthogonality rests on a Hermitian operator exact to rounding;
         # products accurate to 1e-7 only (float32 data in a float64 solve)
         # break it: the caller runs again with full reorthogonalisation.
-        raise _LostOrthogonality(n_iter, op.n_matvec - matvec0)
+        raise _LostOrthogonality(n_iter, op.n_matvec - matvec0, history)
     if not want_vectors:
         res, X = hx.full(k, hx.nan), None
     info = ConvergenceInfo(converged, res, n_iter, op.n_matvec - matvec0, info_hist)
@@ -618,24 +765,25 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
 
 
 class _LostOrthogonality(Exception):
-    """A semi-orthogonal run whose final check failed (see :func:`_solve`)."""
+    """A semi-orthogonal run given up (see :func:`_solve`): its restarts, products
+    and history, which the run with full reorthogonalisation continues."""
 
-    def __init__(self, n_iter: int, n_matvec: int):
+    def __init__(self, n_iter: int, n_matvec: int, history: dict):
         super().__init__(n_iter, n_matvec)
-        self.n_iter, self.n_matvec = n_iter, n_matvec
+        self.n_iter, self.n_matvec, self.history = n_iter, n_matvec, history
 
 
 def _solve(op: LinearOperator, k: int, **kwargs: Any) -> EighResult:
     """:func:`_impl`, run again with full reorthogonalisation when a semi-orthogonal
-    run's final check finds its basis lost orthogonality or its flags wrong."""
+    run finds, at a restart or in its final check, that its basis lost
+    orthogonality or its flags are wrong.  The second run continues the
+    first one's counts and history, and takes what is left of ``maxiter``
+    (at least one cycle)."""
     try:
         return _impl(op, k, **kwargs)
     except _LostOrthogonality as lost:
-        spent = (lost.n_iter, lost.n_matvec)
-    result = _impl(op, k, full_reorthogonalisation=True, **kwargs)
-    info = result.info._replace(n_iter=result.info.n_iter + spent[0],
-                                n_matvec=result.info.n_matvec + spent[1])
-    return EighResult(result.eigenvalues, result.eigenvectors, info=info)
+        spent = lost
+    return _impl(op, k, full_reorthogonalisation=True, spent=spent, **kwargs)
 
 
 def _final_rayleigh_ritz(xp: Any, pair: list, w: Any, *, cplx: bool, eps: float) -> tuple:
@@ -771,7 +919,9 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
         ``ncv = k + 1``, a positive eigenvalue in place of a zero one; see
         :doc:`lanczos`).
     maxiter : int, optional
-        Maximum number of restarts (default ``max(10 n, 1000)``).
+        Maximum number of restarts (default ``max(10 n, 1000)``), the
+        cycles of the copy check and of a run again with full
+        reorthogonalisation included (see Notes).
     tol : float, default=0
         Relative accuracy: a pair is converged when its residual norm is at
         most ``tol * ||A||`` (``||A||`` estimated from the iteration);
@@ -837,14 +987,33 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     A block of ``b`` vectors sees at most ``b`` copies of an eigenvalue in
     exact arithmetic.  When every wanted pair has converged and the wanted
     values hold ``b`` (and at least two) copies of one value (values within
-    ``4 tol ||A||`` of each other), the wanted pairs are locked and one more
-    cycle runs from a fresh random block on the operator deflated of them:
-    the iteration stops when none of that cycle's Ritz values ranks among
-    the wanted ones by more than ``4 tol ||A||``, and otherwise goes on
-    (checking again when it next converges).  Each check costs one cycle,
-    about ``ncv - k`` products, and runs only on problems with such copies
-    (110 products on the 300 x 300 square-grid Laplacian, ``k = 10``, tol
-    1e-8).
+    ``4 tol ||A||``, or the accuracy standard ``30 n eps ||A||``, of each
+    other), the wanted pairs are locked and a check runs from a fresh random
+    block on the operator deflated of them: when one of its Ritz values
+    ranks among the wanted ones by more than ``4 tol ||A||`` the iteration
+    goes on (checking again when it next converges); otherwise it stops,
+    after one cycle when that cycle had 40 rows or more (about ``ncv - k``;
+    110 products on the 300 x 300 square-grid Laplacian, ``k = 10``, tol
+    1e-8), else once the check's own Ritz values nearest to the wanted ones
+    have converged (a small ``ncv`` then pays tens of cycles).  The check
+    runs only on problems with such copies, from a smaller block where the
+    basis has no room for ``b`` more rows.  When it cannot run, because
+    ``maxiter`` (or the callback) ends the iteration first or the basis has
+    no room even for one row (``ncv = k + 1``, or rows held by pairs locked
+    earlier), the pairs that a copy not found would displace
+    (those less wanted than a repeated value) are flagged not converged,
+    with a :class:`ConvergenceWarning`, even though their residuals meet
+    ``tol``: the set returned is not known to be the wanted one.
+
+    With a ``tol`` above machine precision the basis is kept only
+    semi-orthogonal, which rests on products exact to rounding.  When they
+    are not (a float64 operator that computes in float32, say), the basis
+    departs from orthogonality faster than the estimates allow; restarts
+    1, 2, 4, 8, ... measure that on the newest row, and on a departure the solve
+    runs again with full reorthogonalisation.  ``n_iter``, ``n_matvec`` and
+    ``history`` then count both runs, which share ``maxiter``.  Pairs whose
+    true residuals miss ``2 tol ||A||`` (a ``tol`` below the products'
+    accuracy) are flagged not converged.
 
     Cost per operator application: the product with ``A`` plus, for
     each of one (usually) or two Gram-Schmidt passes, two products with the
@@ -940,7 +1109,7 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
         Number of starting vectors, ``1 <= block_size <= ncv - k`` (default
         ``min(2, ncv - k)``, as :func:`eigsh`).  A block of ``b`` vectors
         finds every copy of eigenvalues of multiplicity up to ``b``, and
-        further copies through the cycle from a fresh block that runs when
+        further copies through the check from a fresh block that runs when
         the converged wanted values hold ``b`` (and at least two) copies of
         one value (see :func:`eigsh`); ``block_size=1`` is the classical
         single-vector method, which needs fewer operator applications when
@@ -1245,6 +1414,25 @@ def _kept_subspace(Ha: Any, theta: Any, S: Any, new_lock: list, kept: list
     if not inv_err < sym_err:
         return Ysym, None, sym_err
     return Y, Yk.conj().T @ Ha @ Yk, inv_err
+
+
+def _lost_orthogonality(xp: Any, B: Any, pro: _Orthogonality, j: int, size: int, *,
+                        level: float, cplx: bool) -> bool:
+    """Whether the newest row ``B[size - 1]`` departs from the processed rows by
+    more than the estimates allow (partial reorthogonalisation).
+
+    The estimates bound the inner products only for an operator exact to
+    rounding; the newest row, made from all the others, shows a departure
+    first.  A measured inner product above the semi-orthogonality ``level``
+    and above ``_PRO_FACTOR`` times its bound means the basis is no longer
+    semi-orthogonal.  Cost: one pass over the processed rows (a few % of a
+    restart; the whole frontier would double it).
+    """
+    hx = ns.numpy_namespace()
+    M = hx.abs(ns.to_host_numpy(thin_product(xp, B[:j, ...], B[size - 1:size, ...], cplx)))
+    bound = (hx.abs(pro.omega[:j, size - 1:size]) + pro.rho[:j, None]
+             + pro.rho[size - 1])
+    return bool(hx.any(M > hx.maximum(level, _PRO_FACTOR * bound)))
 
 
 def _semi_orthogonality(eps: float, tol: float) -> float:

@@ -821,6 +821,92 @@ def test_copies_at_both_ends_of_an_lm_spectrum():
     np.testing.assert_allclose(np.abs(res.eigenvalues), 12.0, rtol=1e-4)
 
 
+_FIVE_ON_TOP = np.r_[[5.0] * 5, np.linspace(-1.0, 4.0, 25)]
+
+
+@pytest.mark.parametrize("matrix_seed, k, ncv, seed, tol", [
+    (2, 5, 8, 5, 0.0), (1, 7, 11, 2, 0.0), (0, 6, 10, 5, 0.0), (2, 5, 10, 1, 0.0),
+    (0, 5, 8, 1, 1e-8), (0, 6, 10, 2, 1e-8), (0, 7, 11, 4, 1e-8), (0, 8, 12, 4, 1e-8),
+])
+def test_copy_check_in_a_small_basis_settles_only_when_it_has_seen_enough(
+        matrix_seed, k, ncv, seed, tol):
+    # Five copies of the top eigenvalue, n = 30, ncv = k + 3 .. k + 5: the
+    # check from a fresh block had 3 to 5 rows, whose Ritz values lay far
+    # inside the spectrum, and settled on them: 4.0 came back in place of a
+    # fifth 5.0, flagged converged.  (At tol = 0, values locked at different
+    # restarts also differed by more than 4 eps ||A||, and some runs did not
+    # check at all.)  The check now goes on until it has seen enough.
+    A, _ = testing.matrix_with_spectrum(_FIVE_ON_TOP, rng=matrix_seed)
+    res = eigarray.lanczos(A, k, which="LA", ncv=ncv, tol=tol, rng=seed)
+    exact = np.sort(_FIVE_ON_TOP)[-k:]
+    assert res.info.all_converged
+    if tol == 0.0:
+        testing.assert_eigenpairs(A, *res, exact=exact)
+    else:
+        eps = np.finfo(np.float64).eps
+        assert np.all(res.info.residual_norms <= 2 * tol * 5.0)
+        assert testing.eigenvalue_error(res.eigenvalues, exact, anorm=5.0, eps=eps) < 30 * 30
+        assert testing.orthogonality_ratio(res.eigenvectors) < 30
+
+
+def _first_cycle_all_converged(A, k, **kwargs):
+    seen = []
+    eigarray.lanczos(A, k, callback=lambda s: seen.append(s), **kwargs)
+    return min(s.n_iter for s in seen if s.n_converged == k)
+
+
+def test_copy_check_owed_at_maxiter_flags_the_pairs_a_copy_would_displace():
+    # maxiter reached on the very cycle on which every wanted pair converged:
+    # the check was skipped and 4.0, in place of a fifth copy of 5.0, came
+    # back flagged converged.  maxiter still bounds the restarts; the pairs
+    # a copy not found would displace are flagged, with a warning.
+    A, _ = testing.matrix_with_spectrum(_FIVE_ON_TOP, rng=0)
+    kwargs = dict(which="LA", ncv=8, tol=1e-8, rng=1)
+    last = _first_cycle_all_converged(A, 5, **kwargs)
+    with pytest.warns(eigarray.ConvergenceWarning, match="1 of 5"):
+        res = eigarray.lanczos(A, 5, maxiter=last, **kwargs)
+    assert res.info.n_iter == last
+    right = np.abs(res.eigenvalues - 5.0) <= 2 * 1e-8 * 5.0
+    assert not right.all()                          # the copy was not found
+    np.testing.assert_array_equal(res.info.converged, right)
+    # Given the budget, the check runs and finds it.
+    res = eigarray.lanczos(A, 5, **kwargs)
+    assert res.info.all_converged and res.info.n_iter > last
+    np.testing.assert_allclose(res.eigenvalues, 5.0, rtol=1e-8)
+    # Square grid, default basis: the answer is right, but unchecked; the
+    # pairs below the top double value are the ones a third copy would push out.
+    L, exact = testing.laplacian_2d(30, 30)
+    last = _first_cycle_all_converged(L, 10, which="LA", tol=1e-8, rng=0)
+    with pytest.warns(eigarray.ConvergenceWarning):
+        res = eigarray.eigsh(L, k=10, which="LA", tol=1e-8, rng=0, maxiter=last)
+    np.testing.assert_allclose(res.eigenvalues, exact[-10:], rtol=1e-12)
+    top_double = exact[-10:][np.diff(exact[-10:], append=np.inf) < 1e-10].max()
+    np.testing.assert_array_equal(res.info.converged, res.eigenvalues >= top_double - 1e-6)
+
+
+def test_copy_check_without_room_flags_the_pairs_a_copy_would_displace():
+    # ncv = k + 1 (a block of one vector) leaves no room for the fresh
+    # block: the check cannot run, and 3.79 and 4.0 came back in place of
+    # two copies of 5.0, flagged converged.
+    A, _ = testing.matrix_with_spectrum(_FIVE_ON_TOP, rng=0)
+    with pytest.warns(eigarray.ConvergenceWarning, match="2 of 5"):
+        res = eigarray.lanczos(A, 5, which="LA", ncv=6, tol=1e-8, rng=0)
+    right = np.abs(res.eigenvalues - 5.0) <= 2 * 1e-8 * 5.0
+    np.testing.assert_array_equal(res.info.converged, right)
+    # Which values a copy would displace, in the sense of `which`.
+    from eigarray._lanczos import _displaceable
+
+    w = 1e-3
+    for which, values, displaced in (
+            ("LA", [5.0, 5.0, 4.0, 3.0], [False, False, True, True]),
+            ("LA", [6.0, 5.0, 5.0], [False, False, False]),
+            ("SA", [-5.0, -5.0, -4.0], [False, False, True]),
+            ("LM", [-5.0, -5.0, 4.0, 3.0], [False, False, True, True]),
+            ("BE", [5.0, 5.0, 3.0, -3.0, -2.0], [False, False, True, False, False])):
+        np.testing.assert_array_equal(_displaceable(np.array(values), 2, w, which),
+                                      displaced, err_msg=which)
+
+
 @pytest.mark.parametrize("gap", [1e-1, 1e-7], ids=["first-order", "eigenvectors"])
 def test_kept_subspace_is_invariant_for_a_nearly_hermitian_matrix(gap, rng):
     # A semi-orthogonal basis leaves the projected matrix Hermitian only to
@@ -1158,6 +1244,50 @@ def test_products_accurate_to_float32_only(tol):
     w = eigarray.eigsh(op, k=3, which="LA", ncv=33, rng=0, tol=tol,
                        return_eigenvectors=False)
     np.testing.assert_allclose(w, exact[-3:], atol=1e-5)
+
+
+@pytest.mark.parametrize("nx, ny, k, seed", [(45, 70, 6, 2), (50, 60, 6, 0)])
+def test_float32_products_give_the_semi_orthogonal_run_up_at_a_restart(nx, ny, k, seed,
+                                                                        monkeypatch):
+    # A float64 operator that computes in float32, a few thousand rows: the
+    # semi-orthogonal run lost orthogonality unnoticed and either went on
+    # (up to 14,000 products on a 60 x 60 grid, where ARPACK needs 650) or
+    # blew up ("`A` returned NaN"), and the run again with full
+    # reorthogonalisation reported its own history only.  The departure is
+    # now measured at each restart.
+    from eigarray import _lanczos
+
+    impl, given_up = _lanczos._impl, []
+    monkeypatch.setattr(_lanczos, "_impl", lambda *a, **kw: given_up.append(kw.get("spent"))
+                        or impl(*a, **kw))
+    A, exact = testing.laplacian_2d(nx, ny)
+    A32 = A.astype(np.float32)
+    n = A.shape[0]
+    calls = []
+
+    def matvec(v):
+        calls.append(1)
+        return (A32 @ v.astype(np.float32)).astype(np.float64)
+
+    op = eigarray.aslinearoperator(matvec, shape=(n, n))
+    tol = 1e-8
+    with warnings.catch_warnings():
+        # The products' errors, eps(float32) ||A||, exceed tol ||A||.
+        warnings.simplefilter("ignore", eigarray.ConvergenceWarning)
+        res = eigarray.eigsh(op, k=k, which="LA", tol=tol, rng=seed)
+    info = res.info
+    assert info.n_matvec == len(calls) < 1000
+    assert len(info.history["n_matvec"]) == info.n_iter
+    assert np.all(np.diff(info.history["n_matvec"]) > 0)
+    assert given_up[0] is None and given_up[1].n_iter == 1       # at the first restart
+    assert info.n_iter > 1
+    # Never silently wrong: a pair flagged converged meets tol; every pair
+    # meets the standard at the products' precision.
+    anorm = exact[-1]
+    assert np.all(info.residual_norms[info.converged] <= 2 * tol * anorm)
+    eps32 = np.finfo(np.float32).eps
+    assert testing.residual_ratio(A, *res, eps=eps32) < 30
+    assert testing.eigenvalue_error(res.eigenvalues, exact[-k:], anorm=anorm, eps=eps32) < 30
 
 
 @pytest.mark.parametrize("block_size", [1, 2])
