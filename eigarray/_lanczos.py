@@ -70,7 +70,12 @@ from ._linalg import (
     set_rows,
     thin_product,
 )
-from ._operator import LinearOperator, aslinearoperator, host_view_operator
+from ._operator import (
+    LinearOperator,
+    aslinearoperator,
+    dask_products_on_host,
+    host_view_operator,
+)
 from ._result import ConvergenceInfo, EighResult, report_nonconvergence
 from ._result import callback_stops as _stops
 
@@ -844,6 +849,13 @@ def _prepare(A: Any, k: int, which: str, v0: Any, ncv: Any, maxiter: Any, tol: A
             op = op.bind(ns.array_namespace(v0), device=ns.device(v0))
         else:
             op = op.bind(ns.numpy_namespace())
+    if caller is None and ns.is_dask_namespace(op.xp):
+        # An operator whose vectors are Dask arrays (over a Dask array, or a
+        # duck-typed one bound to Dask by a Dask `v0`): run lazily, every
+        # host read would compute the whole iteration so far.  On the host,
+        # each product computed once, results back in Dask.
+        caller = (op.xp, v0 if ns.is_dask_array(v0) else None)
+        op = dask_products_on_host(op)
     n = val.check_square_shape(op.shape, name="A")
     if n < 2:
         raise ValueError(

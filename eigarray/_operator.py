@@ -746,6 +746,32 @@ def dask_host_operator(A: Any, *, name: str = "A", check_finite: bool = True) ->
     return op, xp, A
 
 
+def dask_products_on_host(op: LinearOperator) -> LinearOperator:
+    """A NumPy operator over ``op``, an operator bound to Dask, each product computed at once.
+
+    The Lanczos iteration builds its bases a vector at a time and reads a
+    few scalars back after every product.  Run lazily on Dask, nothing is
+    ever persisted: every read computes a graph that holds the whole
+    iteration so far (every product and projection since the start vector),
+    so the work per step grows with the step count and the solve never
+    ends in practice.  Here the bases live on the host; each product takes
+    a one-chunk Dask vector, as the caller's code expects, and its result is
+    computed once.  (A Dask array ``A`` goes through
+    :func:`dask_host_operator` instead, which persists it.)
+    """
+    xp = op.xp
+
+    def computed(product: Callable) -> Callable:
+        def apply(x: Any) -> Any:
+            return ns.to_host_numpy(product(xp.asarray(x)))
+        return apply
+
+    return LinearOperator(op.shape, op.dtype, ns.numpy_namespace(),
+                          matvec=computed(op.matvec), matmat=computed(op.matmat),
+                          rmatvec=computed(op.rmatvec), rmatmat=computed(op.rmatmat),
+                          device="cpu")
+
+
 def host_view_operator(A: Any, *, name: str = "A", check_finite: bool = True) -> Any:
     """``(op, xp, like)``: a NumPy operator over CPU torch or JAX data, or None.
 

@@ -62,7 +62,12 @@ from ._linalg import (
     set_rows,
     thin_product,
 )
-from ._operator import LinearOperator, aslinearoperator, dask_host_operator
+from ._operator import (
+    LinearOperator,
+    aslinearoperator,
+    dask_host_operator,
+    dask_products_on_host,
+)
 from ._power import svd_impl as power_svd_impl
 from ._randomized import svd_impl as randomized_svd_impl
 from ._result import ConvergenceInfo, SVDResult, report_nonconvergence
@@ -703,7 +708,7 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
         # An operator whose vectors are Dask arrays (an operator over a Dask
         # array, or a duck-typed one bound to Dask by a Dask `v0`): run on
         # the host as for a Dask `A`, each product computed once.
-        hosted = (_dask_products_on_host(op), op.xp, v0 if ns.is_dask_array(v0) else None)
+        hosted = (dask_products_on_host(op), op.xp, v0 if ns.is_dask_array(v0) else None)
         op = hosted[0]
     shape = op.shape
     if len(shape) != 2:
@@ -763,32 +768,6 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     if return_singular_vectors == "vh":
         return SVDResult(None, result.S, result.Vh, info=result.info)
     return result
-
-
-def _dask_products_on_host(op: LinearOperator) -> LinearOperator:
-    """A NumPy operator over ``op``, an operator bound to Dask, each product computed at once.
-
-    The Lanczos iteration builds its bases a vector at a time and reads a
-    few scalars back after every product.  Run lazily on Dask, nothing is
-    ever persisted: every read computes a graph that holds the whole
-    iteration so far (every product and projection since the start vector),
-    so the work per step grows with the step count and the solve never
-    ends in practice.  Here the bases live on the host; each product takes
-    a one-chunk Dask vector, as the caller's code expects, and its result is
-    computed once.  (A Dask array ``A`` goes through
-    :func:`~eigarray._operator.dask_host_operator` instead, which persists it.)
-    """
-    xp = op.xp
-
-    def computed(product: Callable) -> Callable:
-        def apply(x: Any) -> Any:
-            return ns.to_host_numpy(product(xp.asarray(x)))
-        return apply
-
-    return LinearOperator(op.shape, op.dtype, ns.numpy_namespace(),
-                          matvec=computed(op.matvec), matmat=computed(op.matmat),
-                          rmatvec=computed(op.rmatvec), rmatmat=computed(op.rmatmat),
-                          device="cpu")
 
 
 def _delegate(op: LinearOperator, k: int, solver: str, *, tol: float, maxiter: int | None,

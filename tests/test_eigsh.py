@@ -1302,3 +1302,43 @@ def test_products_null_to_rounding_or_subnormal_keep_a_finite_scale(block_size):
         assert res.info.all_converged
         np.testing.assert_allclose(res.eigenvalues / scale, lam[-4:],
                                    rtol=1e-6 if scale < 1e-305 else 1e-12)
+
+
+_DASK_OPERATORS = """
+import dask, dask.array as da, numpy as np, eigarray
+from eigarray import testing
+dask.config.set(scheduler="{scheduler}")
+A, exact = testing.laplacian_2d(8, 8)
+A = A.toarray()
+Ad = da.from_array(A, chunks=(32, 64))
+
+class Duck:
+    shape, dtype = A.shape, A.dtype
+
+    def matvec(self, x):
+        return Ad @ x
+
+for op, v0 in [(Duck(), da.ones(64, chunks=32)), (eigarray.aslinearoperator(Ad), None)]:
+    res = eigarray.eigsh(op, k=3, which="LA", v0=v0, rng=0)
+    assert all(isinstance(x, da.Array) for x in res) and res.info.all_converged
+    testing.assert_eigenpairs(A, *(np.asarray(x) for x in res), exact=np.sort(exact)[-3:])
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+def test_operators_bound_to_dask_do_not_hang(scheduler):
+    # A duck-typed operator with Dask products bound to Dask by a Dask v0, and
+    # an operator over a Dask array: the iteration ran lazily, each host read
+    # computing the whole iteration so far, and never ended.  It now runs on
+    # the host, each product computed once.  In a subprocess, under a timeout.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("dask.array")
+    out = subprocess.run([sys.executable, "-c", _DASK_OPERATORS.format(scheduler=scheduler)],
+                         capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
