@@ -129,3 +129,17 @@ def reference(A, k, which):
     if which == "LM":
         return np.sort(ev[np.argsort(-np.abs(ev), kind="stable")[:k]])
     return np.sort(np.r_[ev[: k // 2], ev[len(ev) - (k + 1) // 2:]])
+
+
+def run_script_ok(code: str, *, timeout: float = 120) -> None:
+    """Run ``code`` in a fresh interpreter from the repository root, under
+    ``timeout`` seconds (a hang fails the test instead of stalling the
+    suite), and assert that it exits cleanly and prints ``ok``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=timeout, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

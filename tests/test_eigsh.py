@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import is_backend_array, random_hermitian, reference, to_backend
+from conftest import is_backend_array, random_hermitian, reference, run_script_ok, to_backend
 
 import eigarray
 from eigarray import testing
@@ -1332,13 +1332,5 @@ def test_operators_bound_to_dask_do_not_hang(scheduler):
     # an operator over a Dask array: the iteration ran lazily, each host read
     # computing the whole iteration so far, and never ended.  It now runs on
     # the host, each product computed once.  In a subprocess, under a timeout.
-    import subprocess
-    import sys
-    from pathlib import Path
-
     pytest.importorskip("dask.array")
-    out = subprocess.run([sys.executable, "-c", _DASK_OPERATORS.format(scheduler=scheduler)],
-                         capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    run_script_ok(_DASK_OPERATORS.format(scheduler=scheduler))

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import Backend, is_backend_array, to_backend
+from conftest import Backend, is_backend_array, run_script_ok, to_backend
 
 import eigarray
 from eigarray import testing
@@ -251,16 +251,8 @@ def test_operators_bound_to_dask_do_not_hang(scheduler):
     # host read computing the whole iteration so far (76 s for 46 products
     # of a 60 x 20 matrix, and no end in sight at 200 x 40).  It now runs on
     # the host, each product computed once.  In a subprocess, under a timeout.
-    import subprocess
-    import sys
-    from pathlib import Path
-
     pytest.importorskip("dask.array")
-    out = subprocess.run([sys.executable, "-c", _DASK_OPERATORS.format(scheduler=scheduler)],
-                         capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parents[1])
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    run_script_ok(_DASK_OPERATORS.format(scheduler=scheduler))
 
 
 def test_operator_without_adjoint_is_refused():
