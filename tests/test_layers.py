@@ -579,6 +579,59 @@ def test_shifted_scatter_matches_float64(monkeypatch, dtype, m):
     assert _dispatch.shifted_scatter(X.tolist(), 3) is None
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [2, 3, 50])
+def test_shifted_scatter_threaded_runs(monkeypatch, dtype, threads):
+    # Contiguous runs of blocks on Python threads, one BLAS thread each:
+    # the same sums as one run to rounding, in the same order every call.
+    from eigarray import _dispatch
+
+    monkeypatch.setattr(_dispatch, "_SCATTER_BLOCK_ELEMENTS", 7 * 9)    # blocks of 7 rows
+    rng = np.random.default_rng(threads)
+    X = (rng.standard_normal((200, 9)) * np.linspace(0.1, 10, 9) + 1e3).astype(dtype)
+    X0 = X.copy()
+    c1, G1, s1 = _dispatch.shifted_scatter(X, 3)
+    monkeypatch.setattr(_dispatch, "_SCATTER_PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(_dispatch, "_threads", lambda: threads)
+    c, G, s = _dispatch.shifted_scatter(X, 3)
+    np.testing.assert_array_equal(c, c1)
+    np.testing.assert_array_equal(G, G.T)
+    Z = X.astype(np.float64) - c.astype(np.float64)
+    eps = np.finfo(dtype).eps
+    assert np.abs(G - Z.T @ Z).max() <= 30 * 200 * eps * np.abs(Z).max() ** 2
+    assert np.abs(G - G1).max() <= 30 * 200 * eps * np.abs(Z).max() ** 2
+    assert np.abs(s - s1).max() <= 30 * 200 * eps * np.abs(Z).max()
+    for a, b in zip(_dispatch.shifted_scatter(X, 3), (c, G, s), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(X, X0)
+
+
+def test_shifted_scatter_threaded_error_reaches_caller(monkeypatch):
+    # A failure on a worker thread is raised on the caller's, after every
+    # thread has finished (none is left running on the caller's data).
+    from eigarray import _dispatch
+
+    real = _dispatch._moments_kernel()
+    seen = []
+
+    class Failing:
+        @staticmethod
+        def shift_rows(X, r0, r1, c, out, sums):
+            seen.append(r0)
+            if r0 >= 100:
+                raise RuntimeError("block failed")
+            real.shift_rows(X, r0, r1, c, out, sums)
+
+    monkeypatch.setattr(_dispatch, "_moments_kernel", lambda: Failing)
+    monkeypatch.setattr(_dispatch, "_SCATTER_BLOCK_ELEMENTS", 10 * 4)
+    monkeypatch.setattr(_dispatch, "_SCATTER_PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(_dispatch, "_threads", lambda: 2)
+    X = np.random.default_rng(0).standard_normal((200, 4))
+    with pytest.raises(RuntimeError, match="block failed"):
+        _dispatch.shifted_scatter(X, 3)
+    assert 0 in seen and 100 in seen
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_fit_finds_nan_or_inf_anywhere(backend, bad):
     # The covariance path proves the data finite through its scatter, not a scan.

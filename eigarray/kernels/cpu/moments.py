@@ -4,10 +4,11 @@
 array into a buffer and adds the shifted rows to running column sums, in
 one pass: the rows are read from memory once, and the buffer, small enough
 to stay in cache, feeds the matrix product that forms the block's scatter.
-Serial on purpose: the product that follows runs on the BLAS library's
-threads, and a Numba thread pool woken between two BLAS calls competes
-with the BLAS threads still spinning (measured 2-7x slower on 2 cores).
-Sums are accumulated in float64.
+Serial on purpose, and free of the GIL: the caller runs one per Python
+thread, each thread on its own rows and buffer, with the product that
+follows on one BLAS thread; a Numba thread pool woken between two BLAS
+calls competes with BLAS threads still spinning (measured 2-7x slower on
+2 cores).  Sums are accumulated in float64.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def shift_rows(X, r0, r1, c, out, sums):
     """``out[:r1-r0] = X[r0:r1] - c`` and ``sums += Σ_rows out`` (``sums`` float64)."""
     d = X.shape[1]
