@@ -38,6 +38,10 @@ class ConvergenceInfo(NamedTuple):
     history : dict of str to numpy.ndarray
         Per iteration: ``"ritz_values"`` (iterations x k), ``"residual_estimates"``
         (iterations x k) and ``"n_matvec"`` (iterations,), ready to plot.
+        Lanczos adds ``"product_error"`` (iterations,): the error of the
+        operator's products relative to ``||A||`` where the Gram-Schmidt
+        passes measured it above rounding, NaN elsewhere (see
+        :func:`eigarray.eigsh`).  Other solvers keep their own keys.
     """
 
     converged: np.ndarray
@@ -139,12 +143,12 @@ def callback_stops(answer: Any) -> bool:
 
 def report_nonconvergence(result: Any, policy: str, what: str = "eigenpairs", *,
                           steps: str = "iterations", measure: str = "residual norm",
-                          message: str | None = None) -> None:
+                          message: str | None = None, detail: str | None = None) -> None:
     """Warn about (or raise for) the pairs of ``result`` that did not converge.
 
     ``what`` names the items counted, ``steps`` the unit of ``info.n_iter``
     and ``measure`` what ``info.residual_norms`` holds; ``message``, when
-    given, replaces the sentence built from them.
+    given, replaces the sentence built from them; ``detail`` follows it.
     """
     import warnings
 
@@ -158,6 +162,8 @@ def report_nonconvergence(result: Any, policy: str, what: str = "eigenpairs", *,
         applied = f" and {info.n_matvec} operator applications" if info.n_matvec else ""
         message = (f"{missed} of {info.converged.size} {what} did not converge after "
                    f"{info.n_iter} {steps}{applied}; worst {measure} {worst:.3g}.")
+    if detail:
+        message = f"{message} {detail}"
     msg = f"{message} Unconverged ones are flagged in `result.info.converged`."
     if policy == "raise":
         raise NoConvergence(msg, result)

@@ -1290,6 +1290,57 @@ def test_float32_products_give_the_semi_orthogonal_run_up_at_a_restart(nx, ny, k
     assert testing.eigenvalue_error(res.eigenvalues, exact[-k:], anorm=anorm, eps=eps32) < 30
 
 
+@pytest.mark.parametrize("tol", [0.0, 1e-10])
+@pytest.mark.parametrize("block_size", [1, 2])
+def test_products_less_accurate_than_tol_stop_at_their_error(tol, block_size):
+    # Float32 products of a float64 operator cannot give residuals below
+    # eps(float32) ||A||: with tol below that, the run went on to maxiter,
+    # 16,303 products at tol 1e-10 and 1.7 million (10 minutes) at tol 0,
+    # where ARPACK stops after 400-800.  The Gram-Schmidt passes measure the
+    # products' error, and the run stops once the estimates reach it, every
+    # pair flagged, with a warning that says why.
+    A, exact = testing.laplacian_2d(50, 60)
+    A32 = A.astype(np.float32)
+    n, k = A.shape[0], 6
+    op = eigarray.aslinearoperator(
+        lambda v: (A32 @ v.astype(np.float32)).astype(np.float64), shape=(n, n))
+    with pytest.warns(eigarray.ConvergenceWarning, match="depart from a Hermitian"):
+        res = eigarray.lanczos(op, k, which="LA", tol=tol, rng=0, block_size=block_size)
+    info = res.info
+    assert info.n_matvec < 1000
+    assert not info.converged.any()
+    errors = info.history["product_error"]
+    assert errors.shape == (info.n_iter,)
+    assert 1e3 * np.finfo(np.float64).eps < errors[-1] < 10 * np.finfo(np.float32).eps
+    # As accurate as the products allow.
+    anorm, eps32 = exact[-1], np.finfo(np.float32).eps
+    assert testing.residual_ratio(A, *res, eps=eps32) < 30
+    assert testing.eigenvalue_error(res.eigenvalues, exact[-k:], anorm=anorm, eps=eps32) < 30
+
+
+def test_products_inconsistent_with_symmetry_stop_at_their_error():
+    # An operator a little off Hermitian (1e-9 ||A||) at tol 0: the same stop.
+    A, exact = testing.laplacian_2d(40, 50)
+    n = A.shape[0]
+    P = pytest.importorskip("scipy.sparse").random(n, n, density=5 / n, random_state=1,
+                                                   format="csr")
+    B = (A + 1e-9 * P).tocsr()
+    with pytest.warns(eigarray.ConvergenceWarning, match="depart from a Hermitian"):
+        res = eigarray.eigsh(eigarray.aslinearoperator(lambda v: B @ v, shape=(n, n)), k=6,
+                             which="LA", tol=0, rng=0)
+    assert res.info.n_matvec < 1000 and not res.info.converged.any()
+    np.testing.assert_allclose(res.eigenvalues, exact[-6:], rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-8])
+def test_products_exact_to_rounding_record_no_product_error(tol):
+    A, exact = testing.laplacian_2d(40, 50)
+    res = eigarray.eigsh(A, k=6, which="LA", tol=tol, rng=0)
+    assert res.info.converged.all()
+    assert np.isnan(res.info.history["product_error"]).all()
+    assert res.info.history["product_error"].shape == (res.info.n_iter,)
+
+
 @pytest.mark.parametrize("block_size", [1, 2])
 def test_products_null_to_rounding_or_subnormal_keep_a_finite_scale(block_size):
     # A start null only to rounding at scale 1e-300 (its product ~1e-316), and
