@@ -1190,12 +1190,14 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
     return result
 
 
-def _product_error_note(result: EighResult) -> str | None:
+def _product_error_note(result: Any,
+                        products: str = "The operator's products depart from a Hermitian "
+                                        "operator's") -> str | None:
     """What the warning adds when the products' own error stopped the iteration."""
     errors = result.info.history.get("product_error")
     if errors is None or not errors.size or math.isnan(float(errors[-1])):
         return None
-    return (f"The operator's products depart from a Hermitian operator's by about "
+    return (f"{products} by about "
             f"{float(errors[-1]):.1e} ||A|| (measured in the Gram-Schmidt passes; products "
             f"computed in float32 do), more than `tol` allows: residuals cannot fall below "
             f"that, and the iteration stopped once its estimates had.")

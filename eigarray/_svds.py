@@ -48,7 +48,15 @@ from typing import Any
 
 from . import _namespace as ns
 from . import _validate as val
-from ._lanczos import _COPIES_WIDTH, _entered, default_keep, record_restart
+from ._lanczos import (
+    _COPIES_WIDTH,
+    _NOISE_EPS,
+    _NOISE_SAMPLES,
+    _entered,
+    _product_error_note,
+    default_keep,
+    record_restart,
+)
 from ._linalg import (
     check_start,
     cholesky_qr,
@@ -139,10 +147,17 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     j = 0
     beta = 0.0
     anorm = 0.0
-    history: dict[str, list] = {"ritz_values": [], "residual_estimates": [], "n_matvec": []}
+    history: dict[str, list] = {"ritz_values": [], "residual_estimates": [], "n_matvec": [],
+                                "product_error": []}
     n_iter = 0
     stop_reason = None
     exhausted = False
+    # The products' own error (as eigsh measures it, see _lanczos._NOISE_EPS):
+    # the coefficients of Bᴴ u_j on the right basis are known, row j of M,
+    # from B's products; what Gram-Schmidt finds beyond them is rounding for
+    # an adjoint exact to it, and the products' error otherwise.
+    noise: list[float] = []
+    floor = 0.0
     skip_forward = False               # after a harmonic restart u_j already exists
     # The cycle that looks for further copies of wanted values (steps 2-4):
     # ``verifying`` while it runs; ``reach`` is the line that a singular value
@@ -171,7 +186,10 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         z = adj(U[j, ...])[None, :]
         nz = row_norms(xp, z)
         anorm = max(anorm, _finite_norm(nz, "product" if flip else "adjoint product"))
-        z, _, norms = project_out(xp, V, j + 1, z, cplx=cplx, norms_before=nz)
+        z, C, norms = project_out(xp, V, j + 1, z, cplx=cplx, norms_before=nz)
+        if j >= nlock and anorm > 0.0:
+            known = hx.conj(M[j, nlock:j + 1])
+            noise.append(float(hx.linalg.vector_norm(C[nlock:j + 1, 0] - known)) / anorm)
         Q, R, lost = orthonormalize_rows(xp, V, j + 1, z, norms, cplx=cplx,
                                          breakdown=eps * anorm * math.sqrt(nB), rng=rng)
         if not lost:
@@ -202,6 +220,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         est = beta * hx.abs(P[-1, :]) if P.shape[0] else hx.zeros(0)
         anorm = max(anorm, float(s[0]) if s.size else 0.0, max(locked_s, default=0.0))
         threshold = tol * anorm
+        if len(noise) >= _NOISE_SAMPLES:
+            level = float(hx.median(hx.asarray(noise[-_NOISE_SAMPLES:])))
+            floor = level * anorm if level > _NOISE_EPS * eps else 0.0
 
         width = _COPIES_WIDTH * threshold
         all_s = hx.concat([hx.asarray(locked_s, dtype=hx.float64), s])
@@ -222,7 +243,10 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         if record_restart(history, callback, n_iter, n_products(), all_s[wanted] * scale(),
                           all_est[wanted] * scale(), done):
             stop_reason = "callback"
-        stop = settled or exhausted or n_iter >= maxiter or stop_reason
+        history["product_error"].append(floor / anorm if floor > 0.0 else math.nan)
+        # Residuals at the products' error: none will go lower.
+        at_floor = floor > threshold and bool(hx.all(all_est[wanted] <= floor))
+        stop = settled or exhausted or n_iter >= maxiter or stop_reason or at_floor
         if bool(hx.all(done)) and not stop:
             # One start vector sees one copy of a repeated singular value in
             # exact arithmetic; further ones appear through rounding, which
@@ -760,7 +784,10 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
         _, xp, like = hosted
         result = SVDResult(*(None if a is None else ns.from_host_numpy(a, xp, like=like)
                              for a in result), info=result.info)
-    report_nonconvergence(result, on_nonconvergence, "singular triplets")
+    report_nonconvergence(result, on_nonconvergence, "singular triplets",
+                          detail=_product_error_note(
+                              result, "The products with A and Aᴴ depart from those of a "
+                                      "matrix and its adjoint"))
     if not want:
         return result.S
     if return_singular_vectors == "u":
