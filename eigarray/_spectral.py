@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 from . import _namespace as ns
 from . import _validate as val
-from ._lanczos import lanczos
+from ._lanczos import _product_error_note, lanczos
 from ._linalg import _host_dtype, project_out, row_norms, set_rows
 from ._operator import LinearOperator, _dtype_in, aslinearoperator
 from ._power import subspace_iteration
@@ -459,7 +459,8 @@ def hessian_eigsh(hvp: Callable, n: int, k: int = 6, *, which: str = "LA", v0: A
         result = _unreported(lanczos, op, k, which=which, ncv=ncv, tol=tol, maxiter=maxiter,
                              v0=v0, rng=rng, callback=callback)
     result = _to_caller(result, caller)
-    report_nonconvergence(result, on_nonconvergence)   # the warning names our caller
+    # The warning names our caller; for Lanczos, also products that stopped it.
+    report_nonconvergence(result, on_nonconvergence, detail=_product_error_note(result))
     return result
 
 

@@ -270,6 +270,20 @@ def test_nonconvergence_warns_or_raises(rng):
     assert exc.value.result.eigenvalues.shape == (3,)
 
 
+def test_hvp_less_accurate_than_tol_stops_at_its_error():
+    # An HVP computed in float32 but handed back in float64 (no dtype
+    # warning): at tol=0 Lanczos stops at the products' error, and the
+    # warning, which names the caller, says why.
+    A, _ = testing.laplacian_2d(50, 60)
+    A32 = A.astype(np.float32)
+    n = A.shape[0]
+    with pytest.warns(eigarray.ConvergenceWarning, match="depart from a Hermitian") as record:
+        res = hessian_eigsh(lambda v: (A32 @ v.astype(np.float32)).astype(np.float64), n,
+                            k=4, tol=0, rng=0)
+    assert record[0].filename == __file__
+    assert res.info.n_matvec < 1000 and not res.info.converged.any()
+
+
 def test_callback_sees_the_restarts(rng):
     A, _ = known_spectrum(100, rng)
     states = []
