@@ -1192,13 +1192,14 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
 
 def _product_error_note(result: Any,
                         products: str = "The operator's products depart from a Hermitian "
-                                        "operator's") -> str | None:
+                                        "operator's",
+                        where: str = "the Gram-Schmidt passes") -> str | None:
     """What the warning adds when the products' own error stopped the iteration."""
     errors = result.info.history.get("product_error")
     if errors is None or not errors.size or math.isnan(float(errors[-1])):
         return None
     return (f"{products} by about "
-            f"{float(errors[-1]):.1e} ||A|| (measured in the Gram-Schmidt passes; products "
+            f"{float(errors[-1]):.1e} ||A|| (measured in {where}; products "
             f"computed in float32 do), more than `tol` allows: residuals cannot fall below "
             f"that, and the iteration stopped once its estimates had.")
 

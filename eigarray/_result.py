@@ -38,10 +38,10 @@ class ConvergenceInfo(NamedTuple):
     history : dict of str to numpy.ndarray
         Per iteration: ``"ritz_values"`` (iterations x k), ``"residual_estimates"``
         (iterations x k) and ``"n_matvec"`` (iterations,), ready to plot.
-        Lanczos adds ``"product_error"`` (iterations,): the error of the
-        operator's products relative to ``||A||`` where the Gram-Schmidt
-        passes measured it above rounding, NaN elsewhere (see
-        :func:`eigarray.eigsh`).  Other solvers keep their own keys.
+        Lanczos, svds and subspace iteration add ``"product_error"``
+        (iterations,): the error of the operator's products relative to
+        ``||A||`` where the solver measured it above rounding, NaN elsewhere
+        (see :func:`eigarray.eigsh`).  Other solvers keep their own keys.
     """
 
     converged: np.ndarray

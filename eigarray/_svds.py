@@ -787,7 +787,9 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     report_nonconvergence(result, on_nonconvergence, "singular triplets",
                           detail=_product_error_note(
                               result, "The products with A and Aᴴ depart from those of a "
-                                      "matrix and its adjoint"))
+                                      "matrix and its adjoint",
+                              where=("the Gram-Schmidt passes" if solver == "lanczos"
+                                     else "the Rayleigh-Ritz matrix")))
     if not want:
         return result.S
     if return_singular_vectors == "u":

@@ -178,6 +178,68 @@ def test_rng_reproducible(rng):
     np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
 
 
+def _float32_products(A):
+    """``A``'s products computed in single precision, returned in ``A``'s dtype."""
+    low = np.complex64 if np.iscomplexobj(A) else np.float32
+    A_low = A.astype(low)
+    return aslinearoperator(lambda v: (A_low @ v.astype(low)).astype(A.dtype),
+                            shape=A.shape, dtype=A.dtype)
+
+
+TOP_GAPPED = np.r_[10.0, 9, 8, 7, 6 * 0.9 ** np.arange(196)]
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-10])
+@pytest.mark.parametrize("which", ["LA", "SA", "LM"])
+@pytest.mark.parametrize("cplx", [False, True], ids=["real", "complex"])
+def test_products_less_accurate_than_tol_stop_at_their_error(cplx, which, tol):
+    # Float32 products of a float64 operator: residuals stop near 4e-8 ||A||,
+    # and a tol below that ran to maxiter (1000 iterations, 12,016 products).
+    # The asymmetry of the projected matrix measures their error; once the
+    # residuals stop improving at it, the run stops, every pair flagged.
+    sign = -1.0 if which == "SA" else 1.0
+    A, _ = testing.matrix_with_spectrum(sign * TOP_GAPPED, rng=0, complex=cplx)
+    with pytest.warns(eigarray.ConvergenceWarning,
+                      match=r"depart from a Hermitian operator's by about .* Rayleigh-Ritz"):
+        res = eigarray.subspace_iteration(_float32_products(A), 4, which=which, tol=tol, rng=0)
+    info = res.info
+    assert info.n_matvec < 1000 and not info.converged.any()
+    errors = info.history["product_error"]
+    assert errors.shape == (info.n_iter,)
+    assert 1e3 * np.finfo(np.float64).eps < errors[-1] < 1e-6
+    np.testing.assert_allclose(res.eigenvalues, np.sort(sign * TOP_GAPPED[:4]), rtol=0,
+                               atol=30 * np.finfo(np.float32).eps * 10.0)
+    # The same matrix applied exactly: converged, nothing recorded.
+    exact = eigarray.subspace_iteration(A, 4, which=which, tol=tol, rng=0)
+    assert exact.info.all_converged and np.isnan(exact.info.history["product_error"]).all()
+
+
+@pytest.mark.parametrize("which", ["LA", "SA", "LM"])
+@pytest.mark.parametrize("dtype", [np.float32, np.complex128], ids=ids)
+def test_exact_products_are_never_stopped_at_their_error(monkeypatch, which, dtype):
+    # Products exact to rounding: a projected matrix Hermitian to about 1 eps
+    # ||A||, far below the 1000 eps gate; the run is the one without the rule,
+    # bit for bit, also when it ends unconverged at maxiter.
+    import eigarray._power as power
+
+    A, _ = testing.laplacian_2d(12, 10, anisotropy=0.7, dense=True)
+    A = A.astype(dtype)
+    runs = []
+    for rule in (True, False):
+        if not rule:
+            monkeypatch.setattr(power, "_at_floor", lambda *args: False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", eigarray.ConvergenceWarning)
+            runs.append([eigarray.subspace_iteration(A, 3, which=which, rng=0, maxiter=m)
+                         for m in (None, 40)])
+    for with_rule, without in zip(*runs, strict=True):
+        assert with_rule.info.n_matvec == without.info.n_matvec
+        np.testing.assert_array_equal(with_rule.eigenvalues, without.eigenvalues)
+        np.testing.assert_array_equal(with_rule.eigenvectors, without.eigenvectors)
+        assert np.isnan(with_rule.info.history["product_error"]).all()
+    assert runs[0][0].info.all_converged and not runs[0][1].info.all_converged
+
+
 def test_default_block_size():
     assert default_block_size(3, 100) == 11
     assert default_block_size(20, 100) == 40
@@ -294,6 +356,43 @@ def test_svd_impl_nonconvergence_is_flagged(rng):
     A, _, _ = testing.matrix_with_singular_values(60, 50, np.linspace(1.0, 0.9, 50), rng=rng)
     res = svd_impl(aslinearoperator(A), 3, tol=0, maxiter=2, block_size=None, rng=0)
     assert res.info.n_iter == 2 and not res.info.all_converged
+
+
+def _float32_pair(A):
+    """An operator with ``A``'s products and adjoint products computed in float32."""
+    A32 = A.astype(np.float32)
+
+    class Float32Products:
+        shape = A.shape
+        dtype = np.dtype(np.float64)
+
+        def matvec(self, x):
+            return (A32 @ x.astype(np.float32)).astype(np.float64)
+
+        def rmatvec(self, y):
+            return (A32.T @ y.astype(np.float32)).astype(np.float64)
+
+    return Float32Products()
+
+
+@pytest.mark.parametrize("tol", [0.0, 1e-10])
+@pytest.mark.parametrize("shape", [(300, 200), (200, 300)], ids=["tall", "wide"])
+def test_svd_impl_products_less_accurate_than_tol_stop_at_their_error(shape, tol):
+    # Float32 products: residuals stop near 5e-8 ||A||, and a tol below that
+    # ran to maxiter (1000 iterations, 24,000 products).  Vᴴ (Aᴴ U), the
+    # adjoint of diag(σ) for exact products, measures their error.
+    sig = TOP_GAPPED[:min(shape)]
+    A, _, _ = testing.matrix_with_singular_values(*shape, sig, rng=0)
+    with pytest.warns(eigarray.ConvergenceWarning, match="depart from those of a matrix"):
+        res = eigarray.svds(_float32_pair(A), 4, solver="power", tol=tol, rng=0)
+    info = res.info
+    assert info.n_matvec < 1000 and not info.converged.any()
+    assert info.history["product_error"].shape == (info.n_iter,)
+    assert 1e3 * np.finfo(np.float64).eps < info.history["product_error"][-1] < 1e-6
+    np.testing.assert_allclose(np.sort(res.S)[::-1], sig[:4], rtol=0,
+                               atol=30 * np.finfo(np.float32).eps * sig[0])
+    exact = svd_impl(aslinearoperator(A), 4, tol=tol, maxiter=None, block_size=None, rng=0)
+    assert exact.info.all_converged and np.isnan(exact.info.history["product_error"]).all()
 
 
 # ---------------------------------------------------------------------------
