@@ -50,10 +50,10 @@ from . import _namespace as ns
 from . import _validate as val
 from ._lanczos import (
     _COPIES_WIDTH,
-    _NOISE_EPS,
     _NOISE_SAMPLES,
     _entered,
     _product_error_note,
+    _product_floor,
     default_keep,
     record_restart,
 )
@@ -152,12 +152,14 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     n_iter = 0
     stop_reason = None
     exhausted = False
-    # The products' own error (as eigsh measures it, see _lanczos._NOISE_EPS):
+    # The products' own error (as eigsh measures it and stops at it, see
+    # _lanczos._NOISE_EPS and _lanczos._product_floor):
     # the coefficients of Bᴴ u_j on the right basis are known, row j of M,
     # from B's products; what Gram-Schmidt finds beyond them is rounding for
     # an adjoint exact to it, and the products' error otherwise.
     noise: list[float] = []
     floor = 0.0
+    largest: list[float] = []        # the largest wanted residual estimate per restart
     skip_forward = False               # after a harmonic restart u_j already exists
     # The cycle that looks for further copies of wanted values (steps 2-4):
     # ``verifying`` while it runs; ``reach`` is the line that a singular value
@@ -220,14 +222,15 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         est = beta * hx.abs(P[-1, :]) if P.shape[0] else hx.zeros(0)
         anorm = max(anorm, float(s[0]) if s.size else 0.0, max(locked_s, default=0.0))
         threshold = tol * anorm
-        if len(noise) >= _NOISE_SAMPLES:
-            level = float(hx.median(hx.asarray(noise[-_NOISE_SAMPLES:])))
-            floor = level * anorm if level > _NOISE_EPS * eps else 0.0
+        level = (float(hx.median(hx.asarray(noise[-_NOISE_SAMPLES:])))
+                 if len(noise) >= _NOISE_SAMPLES else 0.0)
 
         width = _COPIES_WIDTH * threshold
         all_s = hx.concat([hx.asarray(locked_s, dtype=hx.float64), s])
         all_est = hx.concat([hx.asarray(locked_est, dtype=hx.float64), est])
         wanted = _preference(all_s, which)[:k]
+        largest.append(float(hx.max(all_est[wanted])))
+        floor = _product_floor(level, largest, eps) * anorm
         settled = False
         if verifying:
             # The cycle from a fresh start vector (step 4), every wanted

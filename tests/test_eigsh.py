@@ -1332,6 +1332,30 @@ def test_products_inconsistent_with_symmetry_stop_at_their_error():
     np.testing.assert_allclose(res.eigenvalues, exact[-6:], rtol=0, atol=1e-8)
 
 
+def test_products_a_little_less_accurate_stop_on_a_plateau():
+    # Products whose inputs are rounded to float16, in a float32 solve at
+    # tol 0: their error measures a few hundred eps(float32) ||A||, under
+    # the 1000 eps at which the run stops outright, and the residual
+    # estimates wandered between 10 and 60 eps ||A|| until maxiter (6,084
+    # products for 100 restarts here; more than ten minutes with the
+    # default maxiter).  Past 30 eps, a plateau of the estimates stops it.
+    A, exact = testing.laplacian_2d(30, 30)
+    A32 = A.astype(np.float32)
+    n, k = A.shape[0], 4
+    op = eigarray.aslinearoperator(
+        lambda v: A32 @ v.astype(np.float16).astype(np.float32), shape=(n, n),
+        dtype=np.float32)
+    with pytest.warns(eigarray.ConvergenceWarning, match="depart from a Hermitian"):
+        res = eigarray.eigsh(op, k=k, which="LA", tol=0, rng=0, maxiter=60)
+    info = res.info
+    assert info.n_iter < 30 and not info.converged.any()
+    eps32 = np.finfo(np.float32).eps
+    assert 30 * eps32 < info.history["product_error"][-1] < 1e3 * eps32
+    # As accurate as the products allow (the inputs' rounding, eps(float16)).
+    assert testing.eigenvalue_error(res.eigenvalues, exact[-k:], anorm=exact[-1],
+                                    eps=np.finfo(np.float16).eps) < 1
+
+
 @pytest.mark.parametrize("tol", [0.0, 1e-8])
 def test_products_exact_to_rounding_record_no_product_error(tol):
     A, exact = testing.laplacian_2d(40, 50)

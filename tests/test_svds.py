@@ -472,6 +472,34 @@ def test_products_less_accurate_than_tol_stop_at_their_error(shape, which, tol):
     assert res.info.converged.all() and np.isnan(res.info.history["product_error"]).all()
 
 
+def test_products_a_little_less_accurate_stop_on_a_plateau():
+    # Products whose inputs are rounded to float16, in a float32 solve at
+    # tol 0: an error of a few hundred eps(float32) ||A||, under the 1000
+    # eps at which the run stops outright; it ran to maxiter.  Past 30 eps,
+    # a plateau of the residual estimates stops it.
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((300, 300)))
+    M = ((Q * np.linspace(1.0, 2.0, 300)) @ Q.T).astype(np.float32)
+
+    class Rounded:
+        shape, dtype = M.shape, np.dtype(np.float32)
+
+        def matvec(self, x):
+            return M @ x.astype(np.float16).astype(np.float32)
+
+        def rmatvec(self, y):
+            return M.T @ y.astype(np.float16).astype(np.float32)
+
+    with pytest.warns(eigarray.ConvergenceWarning, match="depart from those of a matrix"):
+        res = eigarray.svds(Rounded(), k=4, tol=0, rng=0, maxiter=100)
+    info = res.info
+    assert info.n_iter < 50 and not info.converged.all()
+    eps32 = np.finfo(np.float32).eps
+    assert 30 * eps32 < info.history["product_error"][-1] < 1e3 * eps32
+    np.testing.assert_allclose(res.S, np.linspace(1.0, 2.0, 300)[-4:], rtol=0,
+                               atol=np.finfo(np.float16).eps * 2)
+
+
 @pytest.mark.parametrize("shape", [(40, 25), (25, 40)], ids=["tall", "wide"])
 def test_a_nan_product_is_refused(shape):
     # Before, a NaN adjoint product gave NaN residuals flagged converged (tall)
