@@ -396,6 +396,8 @@ def _reorthonormalize(xp: Any, B: Any, start: int, stop: int, *, cplx: bool,
     departure, which the relation ``B V = U M`` then carries as rounding.
     """
     hx = ns.numpy_namespace()
+    if stop <= start:                  # a restart that kept no left vector
+        return B
     rows = B[start:stop, ...]
     C = hx.array(ns.to_host_numpy(thin_product(xp, B[:stop, ...], rows, cplx)))
     C[start:stop, :] -= hx.eye(stop - start)

@@ -472,6 +472,25 @@ def test_products_less_accurate_than_tol_stop_at_their_error(shape, which, tol):
     assert res.info.converged.all() and np.isnan(res.info.history["product_error"]).all()
 
 
+def test_a_restart_that_keeps_no_left_vector():
+    # ncv = k + 1 on a flat spectrum: a restart could keep no vector at all,
+    # and the drift check of the (empty) restarted rows raised
+    # "need at least one array to stack".
+    rng = np.random.default_rng(2)
+    n = 20
+    U = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    V = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    s = rng.uniform(1, 2, n)
+    A = (U * s) @ V.T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", eigarray.ConvergenceWarning)
+        res = eigarray.svds(A, k=16, ncv=17, tol=1e-6, rng=2)
+    ok = res.info.converged
+    assert ok.sum() >= 8
+    assert np.all(res.info.residual_norms[ok] <= 2e-6 * s.max())
+    assert np.all(np.min(np.abs(res.S[ok][:, None] - s[None, :]), axis=1) <= 2e-6 * s.max())
+
+
 def test_products_a_little_less_accurate_stop_on_a_plateau():
     # Products whose inputs are rounded to float16, in a float32 solve at
     # tol 0: an error of a few hundred eps(float32) ||A||, under the 1000
