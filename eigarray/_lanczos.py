@@ -153,15 +153,22 @@ _STANDARD = 30.0
 # basis gives the check at least 110.
 _CHECK_ROWS = 40
 
-# A basis of fewer than k + _SMALL_BASIS rows can lock a Ritz value that
-# converged before a wanted eigenvalue was seen at all: the wanted set then
-# came back with distinct values missing, flagged converged (flat spectra,
-# n = 40 to 100, 144 runs per setting at tol 1e-6: 23 at ncv = k + 3, 4 at
-# k + 5, 3 at k + 8, none at k + 12 or 2k).  Such a basis always ends with
-# the check from a fresh block (as for copies), and when no row is left for
-# it, every pair is flagged not converged: the set is not known to be the
-# wanted one.
+# A basis of fewer than k + min(k, _SMALL_BASIS) rows can lock a Ritz value
+# that converged before a wanted eigenvalue was seen at all: the wanted set
+# then came back with distinct values missing, flagged converged (uniform
+# spectra, n = 40 to 100, k from n/4 to n - 8, 144 runs per setting at tol
+# 1e-6: 23 at ncv = k + 3, 4 at k + 5, 3 at k + 8, none at k + 12 or 2k).
+# Such a basis always ends with the check from a fresh block (as for
+# copies), and when no row is left for it, every pair is flagged not
+# converged: the set is not known to be the wanted one.  From 2k rows on
+# (scipy's advice) the basis is not small: the check would cost a 4,900-row
+# Laplacian at k = 6, ncv = 12, 2.2 times the products.
 _SMALL_BASIS = 12
+
+
+def _small_basis(ncv: int, k: int) -> bool:
+    """Whether a basis of ``ncv`` rows is small for ``k`` wanted pairs (see _SMALL_BASIS)."""
+    return ncv - k < min(k, _SMALL_BASIS)
 
 # A copy check that has not settled on its first cycle goes on until the
 # residual norm of each contender (its Ritz values nearest to ranking among
@@ -312,6 +319,47 @@ def _displaceable(values: Any, copies: int, width: float, which: str) -> Any:
     theta = hx.concat([values, extra])
     ranked = _wanted(hx.concat([values, _less_wanted(extra, theta, which, width)]), k, which)
     return ~hx.isin(hx.arange(k), ranked)
+
+
+def _drop_unwanted_locks(xp: Any, B: Any, H: Any, pro: Any, locked_theta: list,
+                        locked_est: list, k: int, which: str) -> tuple[Any, int]:
+    """Keep only the ``k`` most wanted locked pairs, at the front of the basis.
+
+    Called when every wanted pair is locked and nothing else is kept (the
+    start of the check from a fresh block).  A pair locked early and
+    outranked by pairs locked later held its row to the end, and with a
+    basis not much larger than ``k`` the check was left a few rows: on 28
+    copies of one eigenvalue (complex64, ``k = 66``, ``ncv = 89``) 20
+    such pairs left it 3, whose Ritz values settled on a value tied with
+    the ``k``-th and missed a copy, flagged converged.  The rows move
+    forward only; ``H`` (diagonal on locked rows), the lists and the
+    estimates of partial reorthogonalisation follow.  Returns ``B`` and
+    the new number of locked rows.
+    """
+    hx = ns.numpy_namespace()
+    nlock = len(locked_theta)
+    keep = sorted(int(i) for i in _wanted(hx.asarray(locked_theta, dtype=hx.float64), k,
+                                         which))
+    if len(keep) == nlock:
+        return B, nlock
+    for r_, i in enumerate(keep):
+        if r_ != i:
+            B = set_rows(B, r_, B[i, ...])
+    q = len(keep)
+    H[:nlock, :] = 0.0
+    H[:, :nlock] = 0.0
+    for r_, i in enumerate(keep):
+        H[r_, r_] = locked_theta[i]
+    locked_theta[:] = [locked_theta[i] for i in keep]
+    locked_est[:] = [locked_est[i] for i in keep]
+    if pro is not None:
+        idx = hx.asarray(keep)
+        omega = hx.eye(pro.omega.shape[0], dtype=pro.omega.dtype)
+        omega[:q, :q] = pro.omega[idx[:, None], idx[None, :]]
+        rho = hx.zeros_like(pro.rho)
+        rho[:q] = pro.rho[idx]
+        pro.omega, pro.rho = omega, rho
+    return B, q
 
 
 def _fresh_block(xp: Any, B: Any, start: int, b: int, *, cplx: bool, rng: Any,
@@ -698,14 +746,13 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         # pairs it is deflated of and a row to grow into; a smaller one
         # than b still checks (a random vector has a part along every copy
         # left out).  A small basis checks whatever the copies (see
-        # _SMALL_BASIS).  With no room at all (ncv = k + 1, or rows held by
-        # locked pairs no longer wanted), or when maxiter ends the
-        # iteration first, the check is owed (step 5).
-        n_after = nlock + sum(1 for i in wanted if i >= nlock)
+        # _SMALL_BASIS).  Locked pairs no longer wanted give their rows to
+        # the check (_drop_unwanted_locks).  With no room at all (ncv = k + 1),
+        # or when maxiter ends the iteration first, the check is owed (step 5).
         check_due = (bool(hx.all(done)) and not settled and not exhausted
-                     and (checking or m - k < _SMALL_BASIS
+                     and (checking or _small_basis(m, k)
                           or _holds_copies(all_theta[wanted], max(b, 2), copies_width)))
-        b_check = min(b, m - n_after - 1)
+        b_check = min(b, m - k - 1)                  # once outranked locks are dropped
         room = b_check >= 1
         fresh = check_due and not checking and room and not stop
         owed = check_due and bool(stop or not (checking or room))
@@ -770,6 +817,12 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         j = nlock + len(kept)
         size = j + fw
         if fresh:
+            # Locked pairs that later ones outranked are dropped first: the
+            # rows they held go to the check (see _drop_unwanted_locks).
+            B, nlock = _drop_unwanted_locks(xp, B, H, pro, locked_theta, locked_est, k,
+                                            which)
+            j = size = nlock
+            b_check = min(b, m - nlock - 1)
             B, size = _fresh_block(xp, B, size, b_check, cplx=cplx, rng=rng,
                                    device=op.device)
             project_next = False
@@ -786,7 +839,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
         # check could run or settle: the values that a copy not found would
         # displace are not known to be wanted ones.
         converged &= ~_displaceable(vals, max(b, 2), copies_width, which)[order]
-        if m - k < _SMALL_BASIS:
+        if _small_basis(m, k):
             # ... or a value not seen at all (see _SMALL_BASIS).
             converged[:] = False
     real_dtype = ns.real_dtype(xp, dtype)
@@ -996,8 +1049,8 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
         default ``min(n, max(3k, k + 70) + 40)`` (the basis of the default
         block of two starting vectors; ``max(3k, k + 70)`` for one vector).
         The block holds ``min(2, ncv - k)`` vectors: one for ``ncv = k + 1``.
-        Keep ``ncv`` well above ``k``: in a basis of fewer than ``k + 12``
-        rows a pair that ranks among the wanted ones only within the small
+        Keep ``ncv`` well above ``k``: in a basis of fewer than
+        ``k + min(k, 12)`` rows a pair that ranks among the wanted ones only within the small
         basis can be locked (for instance with ``which='SA'`` on a
         rank-deficient matrix and ``ncv = k + 1``, a positive eigenvalue in
         place of a zero one); such a basis ends with a check from a fresh
@@ -1085,12 +1138,11 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     runs only on problems with such copies, from a smaller block where the
     basis has no room for ``b`` more rows.  When it cannot run, because
     ``maxiter`` (or the callback) ends the iteration first or the basis has
-    no room even for one row (``ncv = k + 1``, or rows held by pairs locked
-    earlier), the pairs that a copy not found would displace
+    no room even for one row (``ncv = k + 1``), the pairs that a copy not found would displace
     (those less wanted than a repeated value) are flagged not converged,
     with a :class:`ConvergenceWarning`, even though their residuals meet
     ``tol``: the set returned is not known to be the wanted one.  A basis
-    of fewer than ``k + 12`` rows can also lock a Ritz value that converged
+    of fewer than ``k + min(k, 12)`` rows can also lock a Ritz value that converged
     before a wanted eigenvalue had been seen at all (uniform spectra at
     ``tol=1e-6``: 23 of 144 runs at ``ncv = k + 3`` returned a distinct
     value missing, flagged converged; none at ``k + 12``): such a basis
@@ -1197,7 +1249,7 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
     ncv : int, optional
         Basis size (default ``min(n, max(3k, k + 70) + 40 (block_size - 1))``,
         as in :func:`eigsh`).  Peak memory is about ``(ncv + k + 4 block_size) n``.
-        Keep it well above ``k``: a basis of fewer than ``k + 12`` rows
+        Keep it well above ``k``: a basis of fewer than ``k + min(k, 12)`` rows
         ends with a check for values it never reached, and with
         ``ncv = k + 1`` (where the default block is one vector) every pair
         is flagged not converged (see :func:`eigsh`).

@@ -52,12 +52,12 @@ from ._lanczos import (
     _CHECK_RESOLUTION,
     _COPIES_WIDTH,
     _NOISE_SAMPLES,
-    _SMALL_BASIS,
     _contenders,
     _entered,
     _entry_distance,
     _product_error_note,
     _product_floor,
+    _small_basis,
     default_keep,
     record_restart,
 )
@@ -170,11 +170,11 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     # of the deflated operator must pass to rank among the wanted ones.
     verifying = False
     reach = 0.0
-    # A basis of fewer than k + _SMALL_BASIS rows (see _lanczos._SMALL_BASIS)
+    # A small basis (fewer than k + min(k, 12) rows, see _lanczos._SMALL_BASIS)
     # leaves the cycle a few rows, whose Ritz values stay far inside the
     # spectrum: the check then goes on (``continuing``), keeping its best
     # vectors, until its nearest contenders have converged.
-    small = ncv - k < _SMALL_BASIS
+    small = _small_basis(ncv, k)
     continuing = False
     fresh_cycle = False               # the cycle started from a fresh vector alone
 
@@ -568,7 +568,7 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
         between restarts, ``k < ncv <= min(m, n)``; default
         ``min(min(m, n), max(2k + 1, k + 24))`` for 'LM' and
         ``min(min(m, n), max(3k, k + 64))`` for 'SM'.  Ignored by the other
-        solvers.  Below ``k + 12`` the final check costs more, and at
+        solvers.  Below ``k + min(k, 12)`` the final check costs more, and at
         ``ncv = k + 1`` every triplet is flagged not converged (see Notes).
     tol : float, default=0
         Relative accuracy; 0 means machine precision of the working dtype.
@@ -716,7 +716,7 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     step, and 48 more (15 to 20%) for a flat spectrum or
     ``scipy.sparse.random(5000, 2000, density=0.01)``; 'SM' (600 x 200,
     ``k = 4``, default ``ncv = 68``): 128 more (about 20%).
-    A basis of fewer than ``k + 12`` rows leaves the check a cycle of a few
+    A basis of fewer than ``k + min(k, 12)`` rows leaves the check a cycle of a few
     rows, whose Ritz values stay far inside the spectrum; in such a basis a
     triplet can also be locked before a wanted value has been seen at all
     (uniform spectra, 96 runs per setting at ``tol=1e-6``: a wanted value
