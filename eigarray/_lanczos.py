@@ -1148,8 +1148,8 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     value missing, flagged converged; none at ``k + 12``): such a basis
     always ends with the check, whatever the copies, and when the check
     cannot run every pair is flagged.  The check costs those runs more
-    products (1.5 to 2 times as many at ``ncv = k + 3``, a quarter to a
-    third more at ``k + 5`` to ``k + 8``).
+    products (1.6 to 2.2 times as many at ``ncv = k + 3``, a quarter to
+    two fifths more at ``k + 5`` to ``k + 8``; none from ``2k`` rows).
 
     With a ``tol`` above machine precision the basis is kept only
     semi-orthogonal, which rests on products exact to rounding.  When they
