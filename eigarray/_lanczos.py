@@ -821,8 +821,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             # rows they held go to the check (see _drop_unwanted_locks).
             B, nlock = _drop_unwanted_locks(xp, B, H, pro, locked_theta, locked_est, k,
                                             which)
-            j = size = nlock
-            b_check = min(b, m - nlock - 1)
+            j = size = nlock                          # = k: b_check counted on it
             B, size = _fresh_block(xp, B, size, b_check, cplx=cplx, rng=rng,
                                    device=op.device)
             project_next = False
@@ -1050,13 +1049,13 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
         block of two starting vectors; ``max(3k, k + 70)`` for one vector).
         The block holds ``min(2, ncv - k)`` vectors: one for ``ncv = k + 1``.
         Keep ``ncv`` well above ``k``: in a basis of fewer than
-        ``k + min(k, 12)`` rows a pair that ranks among the wanted ones only within the small
-        basis can be locked (for instance with ``which='SA'`` on a
-        rank-deficient matrix and ``ncv = k + 1``, a positive eigenvalue in
-        place of a zero one); such a basis ends with a check from a fresh
-        block, which costs products, and where the check has no room
-        (``ncv = k + 1``) every pair comes back flagged not converged (see
-        :doc:`lanczos`).
+        ``k + min(k, 12)`` rows a pair that ranks among the wanted ones only
+        within the small basis can be locked (for instance with
+        ``which='SA'`` on a rank-deficient matrix and ``ncv = k + 1``, a
+        positive eigenvalue in place of a zero one); such a basis ends with
+        a check from a fresh block, which costs products, and where the
+        check has no room (``ncv = k + 1``) every pair comes back flagged
+        not converged (see :doc:`lanczos`).
     maxiter : int, optional
         Maximum number of restarts (default ``max(10 n, 1000)``), the
         cycles of the copy check and of a run again with full
@@ -1138,12 +1137,13 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     runs only on problems with such copies, from a smaller block where the
     basis has no room for ``b`` more rows.  When it cannot run, because
     ``maxiter`` (or the callback) ends the iteration first or the basis has
-    no room even for one row (``ncv = k + 1``), the pairs that a copy not found would displace
-    (those less wanted than a repeated value) are flagged not converged,
+    no room even for one row (``ncv = k + 1``), the pairs that a copy not
+    found would displace (those less wanted than a repeated value) are
+    flagged not converged,
     with a :class:`ConvergenceWarning`, even though their residuals meet
     ``tol``: the set returned is not known to be the wanted one.  A basis
-    of fewer than ``k + min(k, 12)`` rows can also lock a Ritz value that converged
-    before a wanted eigenvalue had been seen at all (uniform spectra at
+    of fewer than ``k + min(k, 12)`` rows can also lock a Ritz value that
+    converged before a wanted eigenvalue had been seen at all (uniform spectra at
     ``tol=1e-6``: 23 of 144 runs at ``ncv = k + 3`` returned a distinct
     value missing, flagged converged; none at ``k + 12``): such a basis
     always ends with the check, whatever the copies, and when the check

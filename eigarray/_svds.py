@@ -254,15 +254,15 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
             verifying = continuing = False
             line = "LA" if which == "LM" else "SA"
             settled = not _entered(all_s, nlock, k, line, width)
+            locked_wanted = _preference(all_s[:nlock], which)[:k]
             if settled and small and not (out_of_reach or exhausted):
                 top = _contenders(s, line)
-                locked_wanted = all_s[_preference(all_s[:nlock], which)[:k]]
-                reach_c = _CHECK_RESOLUTION * _entry_distance(s[top], locked_wanted, line)
+                reach_c = _CHECK_RESOLUTION * _entry_distance(s[top], all_s[locked_wanted], line)
                 continuing = bool(top.size) and not bool(
                     hx.all(est[top] <= hx.maximum(threshold, reach_c)))
                 settled = not continuing
             if settled or continuing:
-                wanted = _preference(all_s[:nlock], which)[:k]
+                wanted = locked_wanted
         done = all_est[wanted] <= threshold
         n_iter += 1
         if record_restart(history, callback, n_iter, n_products(), all_s[wanted] * scale(),
