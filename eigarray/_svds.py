@@ -26,8 +26,9 @@ the basis and orthonormalised again if they drifted.  At the end the flags
 of the residual estimates are checked against the true residuals and the
 orthonormality of the returned vectors.  A single start vector sees one
 copy of a repeated singular value: when every wanted triplet has converged,
-one more cycle from a fresh random start vector on the operator deflated of
-them looks for further copies (as eigsh does beyond its block size).
+a check from a fresh random start vector on the operator deflated of them
+looks for further copies until its nearest Ritz values have converged (as
+eigsh does beyond its block size).
 
 Storage: the right and left bases are the rows of ``(ncv + 1, min(m, n))``
 and ``(ncv + 1, max(m, n))`` arrays, in the operator's namespace and on its
@@ -170,10 +171,13 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     # of the deflated operator must pass to rank among the wanted ones.
     verifying = False
     reach = 0.0
-    # A small basis (fewer than k + min(k, 12) rows, see _lanczos._SMALL_BASIS)
-    # leaves the cycle a few rows, whose Ritz values stay far inside the
-    # spectrum: the check then goes on (``continuing``), keeping its best
-    # vectors, until its nearest contenders have converged.
+    # Unless the bound of _out_of_reach ends it, the check goes on
+    # (``continuing``), keeping its best vectors, until its nearest
+    # contenders have converged: one cycle, of however many rows, settled on
+    # Ritz values far inside a clustered spectrum (see
+    # _lanczos._CHECK_RESOLUTION).  A small basis (fewer than k + min(k, 12)
+    # rows, see _lanczos._SMALL_BASIS) can also lock a triplet before a
+    # wanted value was seen: it always ends with the check.
     small = _small_basis(ncv, k)
     continuing = False
     fresh_cycle = False               # the cycle started from a fresh vector alone
@@ -255,7 +259,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
             line = "LA" if which == "LM" else "SA"
             settled = not _entered(all_s, nlock, k, line, width)
             locked_wanted = _preference(all_s[:nlock], which)[:k]
-            if settled and small and not (out_of_reach or exhausted):
+            if settled and not (out_of_reach or exhausted):
                 top = _contenders(s, line)
                 reach_c = _CHECK_RESOLUTION * _entry_distance(s[top], all_s[locked_wanted], line)
                 continuing = bool(top.size) and not bool(
@@ -356,10 +360,10 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     order = hx.argsort(vals, stable=True)
     idx = wanted[order]
     converged = all_est[idx] <= threshold
-    if small and not (settled or exhausted):
-        # The check for values the small basis never reached did not run
-        # (no row left for it) or did not finish: the set is not known to
-        # be the wanted one.
+    if (small or continuing) and not (settled or exhausted):
+        # The check for copies (or, in a small basis, for values never
+        # reached) did not run (no row left for it) or did not finish
+        # within maxiter: the set is not known to be the wanted one.
         converged[:] = False
     real_dtype = ns.real_dtype(xp, dtype)
     s_scaled = xp.asarray(ns.from_host_numpy(hx.asarray(vals[order]), xp, like=V),
@@ -686,47 +690,51 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     through rounding, which a ``tol`` above working precision (and at times
     ``tol=0``) does not wait for: the next values came back in their place,
     flagged converged.  So when every wanted triplet has converged, they
-    are locked and one more cycle runs from a fresh random start vector
-    orthogonal to their right vectors, on the operator deflated of them
-    (its products are made orthogonal to their left vectors): if one of its
-    Ritz values ranks among the wanted ones by more than ``4 tol ||A||``,
-    the iteration goes on with it (and checks again when it next
-    converges); otherwise the locked triplets are returned.  For 'LM' the
-    cycle ends as soon as Kuczyński & Woźniakowski's bound for Lanczos from
-    a random start puts every singular value of the deflated operator below
-    that line, with odds of at most 1e-4 that a copy above it is missed;
-    on a spectrum that decays this comes well before the cycle's end, near
-    a cluster (and always for 'SM') the cycle runs in full.  What this
-    guarantees: every call makes the check (unless ``ncv = k + 1``, which
-    leaves no room for it), and for 'LM' a check that ends early leaves out
-    a singular value that belongs among the wanted ones by more than
-    ``4 tol ||A||`` with odds of at most 1e-4 over the random start.  What
-    it does not: a check that runs in full bounds no odds, so a copy that
-    the Ritz values of one cycle do not lift past the line (one close to
-    the ``k``-th value, within a flat spectrum) can still be missed (none
-    was, in the cases measured: copies of the largest value, doubles
-    within the wanted set, the smallest values, tall and wide, real and
-    complex, ``tol`` from 0 to 1e-4); a copy of the ``k``-th value itself
-    is not looked for (the values returned are right, the vectors one
-    basis of its singular subspace among many).
-    Cost, on every call: one cycle at most, ``2 (ncv - k)`` products.
-    Measured on 2000 x 300 matrices with distinct values and ``k`` = 6 or
-    10 ('LM'), 22 to 26 more products than the 72 to 88 before for values
-    that halve at each step, 40 more for values that fall by 0.9 at each
-    step, and 48 more (15 to 20%) for a flat spectrum or
-    ``scipy.sparse.random(5000, 2000, density=0.01)``; 'SM' (600 x 200,
-    ``k = 4``, default ``ncv = 68``): 128 more (about 20%).
+    are locked and a check runs from a fresh random start vector orthogonal
+    to their right vectors, on the operator deflated of them (its products
+    are made orthogonal to their left vectors): if one of its Ritz values
+    ranks among the wanted ones by more than ``4 tol ||A||``, the iteration
+    goes on with it (and checks again when it next converges); otherwise
+    the locked triplets are returned, once the check's Ritz values nearest
+    to the wanted ones have converged to a thousandth of their distance
+    from them, the check restarting like any cycle, keeping its best
+    vectors, until then.  For 'LM' the check ends as soon as Kuczyński &
+    Woźniakowski's bound for Lanczos from a random start puts every
+    singular value of the deflated operator below that line, with odds of
+    at most 1e-4 that a copy above it is missed; on a spectrum that decays
+    this comes well before the first cycle's end.  One cycle of a fixed
+    length is not enough near a cluster: on the 3-D Laplacian (triple
+    values, 27,000 and 64,000 rows, ``tol=1e-4``) checks that settled
+    after one cycle of 24 and 30 rows returned copies missing, flagged
+    converged.  What this guarantees: every call makes the check (unless
+    ``ncv = k + 1``, which leaves no room for it); for 'LM' a check that
+    ends on the bound leaves out a singular value that belongs among the
+    wanted ones by more than ``4 tol ||A||`` with odds of at most 1e-4
+    over the random start, and otherwise a copy is missed only if the
+    random start's part along it is below a thousandth of its part along
+    the check's nearest Ritz vector (odds of about 1e-3).  A copy of the
+    ``k``-th value itself is not looked for (the values returned are
+    right, the vectors one basis of its singular subspace among many).
+    When ``maxiter`` ends the check before it settles, every triplet is
+    flagged not converged, with a :class:`ConvergenceWarning`.
+    Cost, measured with ``rng=0``: none on decaying spectra, where the
+    bound ends the check early (2000 x 300, values halving or falling by
+    0.9 at each step, ``k`` = 6 or 10: 94 to 128 products in all); 20 to
+    30% more products in all where it does not: 496 and 532 instead of
+    402 and 442 (one cycle) for values spread evenly over [1, 2],
+    498 and 604 instead of 384 and 490 for
+    ``scipy.sparse.random(5000, 2000, density=0.01)``, and for 'SM'
+    (600 x 200, values spread evenly over [0.1, 1], ``k = 4``) 848
+    instead of 662.
     A basis of fewer than ``k + min(k, 12)`` rows leaves the check a cycle of a few
     rows, whose Ritz values stay far inside the spectrum; in such a basis a
     triplet can also be locked before a wanted value has been seen at all
     (uniform spectra, 96 runs per setting at ``tol=1e-6``: a wanted value
     missing and every triplet flagged converged at ``ncv`` from ``k + 1`` to
     ``k + 8``; 'SM' on a rank-deficient matrix, 0.5 among the smallest
-    values).  There the check goes on, keeping its best vectors, until its
-    Ritz values nearest to the wanted ones have converged; when it cannot
-    run (``ncv = k + 1`` leaves no row for it) or does not finish within
-    ``maxiter``, every triplet is flagged not converged, with a
-    :class:`ConvergenceWarning`.
+    values).  Such a basis always ends with the check, and when it cannot
+    run (``ncv = k + 1`` leaves no row for it), every triplet is flagged
+    not converged, with a :class:`ConvergenceWarning`.
 
     For 'SM' the restarts that lock nothing keep harmonic Ritz vectors
     (Baglama & Reichel), from the SVD of the ``j x (j+1)`` matrix
