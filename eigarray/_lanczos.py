@@ -163,13 +163,18 @@ _STANDARD = 30.0
 # copies), and when no row is left for it, every pair is flagged not
 # converged: the set is not known to be the wanted one.  From 2k rows on
 # (scipy's advice) the basis is not small: the check would cost a 4,900-row
-# Laplacian at k = 6, ncv = 12, 2.2 times the products.
+# Laplacian at k = 6, ncv = 12, 2.2 times the products.  For k below
+# _SMALL_BASIS_MIN the line is k + _SMALL_BASIS_MIN: at k = 2 ('LM', a
+# triple eigenvalue 1 beside -0.97 and 0.97, n = 50), 19 of 80 runs at
+# ncv = 4 and 5 returned -0.97 or -0.9 in place of the second 1, flagged
+# converged (none of 120 at ncv = 6 to 12).
 _SMALL_BASIS = 12
+_SMALL_BASIS_MIN = 6
 
 
 def _small_basis(ncv: int, k: int) -> bool:
     """Whether a basis of ``ncv`` rows is small for ``k`` wanted pairs (see _SMALL_BASIS)."""
-    return ncv - k < min(k, _SMALL_BASIS)
+    return ncv - k < max(min(k, _SMALL_BASIS), _SMALL_BASIS_MIN)
 
 # A copy check goes on until the residual norm of each contender (its Ritz
 # values nearest to ranking among the wanted ones) is at most this fraction
@@ -298,8 +303,22 @@ def _entry_distance(values: Any, wanted: Any, which: str) -> Any:
 
 def _contenders(theta: Any, which: str) -> Any:
     """Indices of the Ritz values ``theta`` that come nearest to ranking among the
-    wanted ones: the most wanted, and for 'BE' the most wanted at each end."""
-    return _preference(theta, which)[:2 if which == "BE" else 1]
+    wanted ones: the most wanted, and for 'LM' and 'BE' the extreme one at each end.
+
+    'LM' needs both ends: a restart that keeps the largest magnitudes (in a
+    basis of a few rows, one end's values) discards Ritz values nearer the
+    other end, which damps it.  The check's contender then converged to
+    0.876 while the operator held three copies of -1 (n = 50, k = 7,
+    ``ncv = k + 3``), and the set came back with two of five copies of -1,
+    flagged converged.  With both extremes kept and converged, the discarded
+    values lie between them, and each end's argument holds (see
+    _CHECK_RESOLUTION).
+    """
+    hx = ns.numpy_namespace()
+    if which in ("LA", "SA") or theta.size == 0:
+        return _preference(theta, which)[:1]
+    hi, lo = int(hx.argmax(theta)), int(hx.argmin(theta))
+    return hx.asarray([hi] if hi == lo else [hi, lo], dtype=hx.int64)
 
 
 def _displaceable(values: Any, copies: int, width: float, which: str) -> Any:
@@ -768,6 +787,10 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             n_free = m - nlock - len(new_lock)
             locked_set = set(new_lock)
             rest = [int(i) for i in _preference(theta, which) if int(i) not in locked_set]
+            if checking:
+                # The contenders first: both ends for 'LM' (see _contenders).
+                first = [int(i) for i in top]
+                rest = first + [i for i in rest if i not in first]
             if keep is default_keep and which in ("LA", "SA"):
                 line = theta[rest] if which == "LA" else -theta[rest]
                 target = max((rest.index(i) for i in unconverged), default=0)
@@ -1043,7 +1066,7 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
         block of two starting vectors; ``max(3k, k + 70)`` for one vector).
         The block holds ``min(2, ncv - k)`` vectors: one for ``ncv = k + 1``.
         Keep ``ncv`` well above ``k``: in a basis of fewer than
-        ``k + min(k, 12)`` rows a pair that ranks among the wanted ones only
+        ``k + min(max(k, 6), 12)`` rows a pair that ranks among the wanted ones only
         within the small basis can be locked (for instance with
         ``which='SA'`` on a rank-deficient matrix and ``ncv = k + 1``, a
         positive eigenvalue in place of a zero one); such a basis ends with
@@ -1139,14 +1162,18 @@ def eigsh(A: Any, k: int = 6, which: str = "LM", v0: Any = None, ncv: int | None
     flagged not converged,
     with a :class:`ConvergenceWarning`, even though their residuals meet
     ``tol``: the set returned is not known to be the wanted one.  A basis
-    of fewer than ``k + min(k, 12)`` rows can also lock a Ritz value that
+    of fewer than ``k + min(max(k, 6), 12)`` rows can also lock a Ritz value that
     converged before a wanted eigenvalue had been seen at all (uniform spectra at
     ``tol=1e-6``: 23 of 144 runs at ``ncv = k + 3`` returned a distinct
     value missing, flagged converged; none at ``k + 12``): such a basis
     always ends with the check, whatever the copies, and when the check
     cannot run every pair is flagged.  The check costs those runs more
     products (1.6 to 2.2 times as many at ``ncv = k + 3``, a quarter to
-    two fifths more at ``k + 5`` to ``k + 8``; none from ``2k`` rows).
+    two fifths more at ``k + 5`` to ``k + 8``; none from ``2k`` rows when
+    ``k >= 6``).  For 'LM' and 'BE' the check converges its extreme Ritz
+    values at both ends, keeping both at its restarts: one that watched the
+    largest magnitude alone settled at one end while copies missing from
+    the set lay at the other.
 
     With a ``tol`` above machine precision the basis is kept only
     semi-orthogonal, which rests on products exact to rounding.  When they
@@ -1246,7 +1273,7 @@ def lanczos(A: Any, k: int, *, which: str = "LA", ncv: int | None = None,
     ncv : int, optional
         Basis size (default ``min(n, max(3k, k + 70) + 40 (block_size - 1))``,
         as in :func:`eigsh`).  Peak memory is about ``(ncv + k + 4 block_size) n``.
-        Keep it well above ``k``: a basis of fewer than ``k + min(k, 12)`` rows
+        Keep it well above ``k``: a basis of fewer than ``k + min(max(k, 6), 12)`` rows
         ends with a check for values it never reached, and with
         ``ncv = k + 1`` (where the default block is one vector) every pair
         is flagged not converged (see :func:`eigsh`).

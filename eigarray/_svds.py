@@ -175,7 +175,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
     # (``continuing``), keeping its best vectors, until its nearest
     # contenders have converged: one cycle, of however many rows, settled on
     # Ritz values far inside a clustered spectrum (see
-    # _lanczos._CHECK_RESOLUTION).  A small basis (fewer than k + min(k, 12)
+    # _lanczos._CHECK_RESOLUTION).  A small basis (fewer than k + min(max(k, 6), 12)
     # rows, see _lanczos._SMALL_BASIS) can also lock a triplet before a
     # wanted value was seen: it always ends with the check.
     small = _small_basis(ncv, k)
@@ -572,7 +572,7 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
         between restarts, ``k < ncv <= min(m, n)``; default
         ``min(min(m, n), max(2k + 1, k + 24))`` for 'LM' and
         ``min(min(m, n), max(3k, k + 64))`` for 'SM'.  Ignored by the other
-        solvers.  Below ``k + min(k, 12)`` the final check costs more, and at
+        solvers.  Below ``k + min(max(k, 6), 12)`` the final check costs more, and at
         ``ncv = k + 1`` every triplet is flagged not converged (see Notes).
     tol : float, default=0
         Relative accuracy; 0 means machine precision of the working dtype.
@@ -726,7 +726,7 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     ``scipy.sparse.random(5000, 2000, density=0.01)``, and for 'SM'
     (600 x 200, values spread evenly over [0.1, 1], ``k = 4``) 848
     instead of 662.
-    A basis of fewer than ``k + min(k, 12)`` rows leaves the check a cycle of a few
+    A basis of fewer than ``k + min(max(k, 6), 12)`` rows leaves the check a cycle of a few
     rows, whose Ritz values stay far inside the spectrum; in such a basis a
     triplet can also be locked before a wanted value has been seen at all
     (uniform spectra, 96 runs per setting at ``tol=1e-6``: a wanted value

@@ -1477,3 +1477,24 @@ def test_the_copy_check_resolves_its_contenders_before_settling():
     res = eigarray.eigsh(A, k=10, which="LA", tol=1e-4, ncv=60, rng=0)
     assert res.info.all_converged
     np.testing.assert_allclose(res.eigenvalues, np.sort(lam)[-10:], rtol=1e-6)
+
+
+@pytest.mark.parametrize("copies,k,ncv,seed", [(3, 2, 5, 1), (3, 2, 5, 8), (5, 7, 10, 1),
+                                               (5, 7, 10, 3)])
+def test_lm_small_basis_finds_every_copy_at_the_top(copies, k, ncv, seed):
+    # 'LM' with copies of 1 beside -0.97 and 0.97.  A basis of k + 3 rows
+    # returned -0.97 or 0.97 in place of a copy of 1, flagged converged: at
+    # k = 2 the basis did not count as small, so no check ran; at k = 7 the
+    # check's one contender, the largest magnitude, sat at the positive end
+    # while restarts that keep large magnitudes damped the negative one.
+    # Now the right values come back; at k = 2 the check, left 3 rows for
+    # contenders at both ends, does not settle within maxiter, and the pairs
+    # are flagged.
+    lam = np.r_[[1.0] * copies, 0.97, -0.97, np.linspace(-0.9, 0.9, 50 - copies - 2)]
+    A, _ = testing.matrix_with_spectrum(lam, rng=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", eigarray.ConvergenceWarning)
+        res = eigarray.eigsh(A, k=k, which="LM", ncv=ncv, tol=1e-6, rng=seed)
+    assert res.info.all_converged == (k == 7)
+    wanted = np.sort(lam[np.argsort(-np.abs(lam), stable=True)][:k])
+    np.testing.assert_allclose(res.eigenvalues, wanted, atol=1e-5)
