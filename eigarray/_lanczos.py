@@ -788,8 +788,9 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             locked_set = set(new_lock)
             rest = [int(i) for i in _preference(theta, which) if int(i) not in locked_set]
             if checking:
-                # The contenders first: both ends for 'LM' (see _contenders).
-                first = [int(i) for i in top]
+                # The contenders first, unconverged ones ahead: both ends for
+                # 'LM' (see _contenders).
+                first = unconverged + [int(i) for i in top if int(i) not in unconverged]
                 rest = first + [i for i in rest if i not in first]
             if keep is default_keep and which in ("LA", "SA"):
                 line = theta[rest] if which == "LA" else -theta[rest]
@@ -797,7 +798,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 n_keep = default_keep(n_free, len(unconverged), line, target)
             else:
                 n_keep = keep(n_free, len(unconverged))
-            n_keep = min(n_free - 1, max(len(unconverged), n_keep))
+            n_keep = min(n_free - 1, max(len(top) if checking else len(unconverged), n_keep))
             kept = rest[:n_keep]
             fw = size - j
         sel = new_lock + kept
