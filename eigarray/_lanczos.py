@@ -143,17 +143,6 @@ def _wanted(theta: Any, k: int, which: str) -> Any:
 # a pair flagged converged at ``tol`` near eps must meet.
 _STANDARD = 30.0
 
-# A copy check (see :func:`_impl`) settles only once its contenders have
-# converged (_CHECK_RESOLUTION), however long its first cycle: no number of
-# rows is enough on every problem.  A rule that settled after one cycle of
-# 40 rows or more returned sets with copies missing, flagged converged, on
-# the 3-D Laplacian, whose top eigenvalues are triple: at n = 64,000 and
-# 125,000 (k = 10, tol 1e-4 to 1e-8) from cycles of 50 to 90 rows, in 11
-# of 12 runs at ncv = 60; at n = 300, five copies above a gap of 2%, 30 rows
-# had sufficed.  A Krylov space tells a missed copy from the rest of the
-# spectrum only once it resolves the gap between them, which on these
-# spectra takes hundreds of products whatever the cycle's length.
-
 # A basis of fewer than k + min(k, _SMALL_BASIS) rows can lock a Ritz value
 # that converged before a wanted eigenvalue was seen at all: the wanted set
 # then came back with distinct values missing, flagged converged (uniform
@@ -176,6 +165,18 @@ def _small_basis(ncv: int, k: int) -> bool:
     """Whether a basis of ``ncv`` rows is small for ``k`` wanted pairs (see _SMALL_BASIS)."""
     return ncv - k < max(min(k, _SMALL_BASIS), _SMALL_BASIS_MIN)
 
+
+# A copy check (see :func:`_impl`) settles only once its contenders have
+# converged (_CHECK_RESOLUTION), however long its first cycle: no number of
+# rows is enough on every problem.  A rule that settled after one cycle of
+# 40 rows or more returned sets with copies missing, flagged converged, on
+# the 3-D Laplacian, whose top eigenvalues are triple: at n = 64,000 and
+# 125,000 (k = 10, tol 1e-4 to 1e-8) from cycles of 50 to 90 rows, in 11
+# of 12 runs at ncv = 60; at n = 300, five copies above a gap of 2%, 30 rows
+# had sufficed.  A Krylov space tells a missed copy from the rest of the
+# spectrum only once it resolves the gap between them, which on these
+# spectra takes hundreds of products whatever the cycle's length.
+#
 # A copy check goes on until the residual norm of each contender (its Ritz
 # values nearest to ranking among the wanted ones) is at most this fraction
 # of its distance from them, or the tolerance.  Why that suffices: the

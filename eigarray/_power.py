@@ -97,7 +97,7 @@ _BOUND_STEPS = 16
 # exact products (0.96 eps over 90 more runs: random, graded and complex
 # matrices of 100 to 1,000 rows, Laplacians of 3,000 and 30,000, float32 and
 # float64, 'LA', 'SA', 'LM', with and without the filter).  A gate at
-# _lanczos._NOISE_EPS (1000 eps, as in Lanczos, whose Gram-Schmidt leftovers measure
+# 1000 eps (_lanczos._NOISE_EPS: Lanczos's Gram-Schmidt leftovers measure
 # ``δ`` itself) missed the errors that the asymmetry shrinks by
 # ``sqrt(2 / n)``: at n = 300 (a Laplacian, k = 4, tol 0), products in error
 # by 30 to 1000 eps ran to maxiter, 1000 iterations and 12,016 products;
