@@ -473,6 +473,31 @@ def _overflow_error(xp: Any, X: Any, *, name: str, what: str) -> ValueError:
                       f"|entry| {largest:.3g}): scale `{name}` down.")
 
 
+def _check_underflow(xp: Any, X: Any, mean: Any, second: Any, terms: int, *, name: str,
+                     what: str) -> None:
+    """Raise when the squares of ``X - mean`` underflow the working precision.
+
+    ``second``: sums of ``terms`` of those squares (a scatter matrix, or the
+    sum of them all).  A product that underflows is off by up to half the
+    smallest subnormal number, ``eps * smallest_normal``, so ``terms`` of them
+    stay within ``eps`` of the largest sum as long as it is at least ``terms *
+    smallest_normal``.  Below that, an eigendecomposition of the sums is
+    noise (data scaled by 1e-170 gave components at right angles to the true
+    ones, with no error, where overflow at the other end raises); only then
+    is ``X`` scanned, to tell such data from data with no spread at all.
+    """
+    if _is_traced(X):
+        return
+    tiny = float(xp.finfo(second.dtype).smallest_normal)
+    if not float(xp.max(second)) < terms * tiny:
+        return
+    largest = float(xp.max(xp.abs(X - mean)))
+    if largest > 0.0:
+        raise ValueError(f"`{name}` deviates so little from its mean (largest |x - mean| "
+                         f"{largest:.3g}) that {what} underflows {second.dtype}: scale "
+                         f"`{name}` up.")
+
+
 def _acc_dtype(xp: Any, dtype: Any) -> Any:
     """float64 for accumulation where the namespace has it (JAX without x64: float32)."""
     if ns.is_jax_namespace(xp) and xp.zeros(()).dtype != xp.float64:
@@ -1009,7 +1034,11 @@ class EigenLayer(_Estimator):
         ------
         ValueError
             For NaN or Inf, fewer than two samples, no feature, complex data,
-            or a bad ``n_components``, ``whiten``, ``solver`` or ``n_iter``.
+            or a bad ``n_components``, ``whiten``, ``solver`` or ``n_iter``;
+            for data whose second moments overflow or underflow the working
+            precision (the covariance and Lanczos solvers square the data:
+            entries beyond about 1e150 or deviations below about 1e-154 in
+            float64), with the advice to scale it.
         TypeError
             For sparse input (use :class:`TruncatedSVD`) or a non-numeric dtype.
         """
@@ -1034,6 +1063,7 @@ class EigenLayer(_Estimator):
                 n, mean, M = _scatter(xp, X, acc)
             # NaN/Inf anywhere reach the scatter
             _check_finite(xp, X, M, name="X", overflow="its scatter matrix")
+            _check_underflow(xp, X, mean, M, m, name="X", what="its scatter matrix")
             self._scatter, self._mean_acc, self.n_samples_seen_ = M, mean, n
             self._dtype = X.dtype
             self._n_features = d
@@ -1042,6 +1072,10 @@ class EigenLayer(_Estimator):
         mean = xp.mean(X, axis=0)
         with ns.numpy_namespace().errstate(over="ignore", invalid="ignore"):
             total = _total_variance(xp, X, mean)          # overflow: reported below
+        if solver == "lanczos":
+            # Its products square the data (the covariance operator).
+            _check_underflow(xp, X, mean, total * (m - 1), m * d, name="X",
+                             what="its covariance")
         rng = ns.host_rng(self.random_state, name="random_state")
         try:
             Xc, offset = _centring(xp, X, mean, total)
@@ -1111,6 +1145,7 @@ class EigenLayer(_Estimator):
         Xc, mean = Xc - shift, mean + shift
         scatter = xp.sum(Xc * Xc)
         _check_finite(xp, X, scatter, name="X", overflow="its sum of squares")
+        _check_underflow(xp, X, mean, scatter, m * d, name="X", what="its sum of squares")
         Q, R = xp.linalg.qr(xp.matrix_transpose(Xc))      # Xcᵀ = Q R
         _, sigma, Zt = xp.linalg.svd(xp.matrix_transpose(R), full_matrices=False)
         V = Zt @ xp.matrix_transpose(Q)                   # Xc = P diag(σ) V
@@ -1176,6 +1211,8 @@ class EigenLayer(_Estimator):
                 n, mean, M = _merge(self.n_samples_seen_, self._mean_acc, self._scatter,
                                     nb, mb, Mb)
         _check_finite(xp, X, M, name="X", overflow="its scatter matrix")
+        # Against the whole stream: a batch of nearly equal rows is data.
+        _check_underflow(xp, X, mean, M, n, name="X", what="its scatter matrix")
         if fresh:
             self._reset()
             self._dtype = X.dtype

@@ -695,6 +695,39 @@ def test_finite_data_whose_moments_overflow(solver):
     assert layer.n_samples_seen_ == 20                 # the state is kept
 
 
+@pytest.mark.parametrize("solver", ["covariance", "lanczos"])
+def test_data_whose_squares_underflow(solver):
+    # Scaled by 1e-170, the squares underflow float64: the components came
+    # out nearly at right angles to the true ones, with no error.
+    X0 = np.random.default_rng(7).standard_normal((40, 6)) * np.logspace(0, -1, 6)
+    ref = eigarray.EigenLayer(3, solver=solver, random_state=0).fit(X0)
+    with pytest.raises(ValueError, match=r"`X` deviates so little .* underflows float64"):
+        eigarray.EigenLayer(3, solver=solver, random_state=0).fit(X0 * 1e-170)
+    # At 1e-150 the squares are normal numbers, and the fit is the same.
+    small = eigarray.EigenLayer(3, solver=solver, random_state=0).fit(X0 * 1e-150)
+    np.testing.assert_allclose(np.abs(np.sum(small.components_ * ref.components_, axis=1)),
+                               1.0, rtol=1e-12)
+    np.testing.assert_allclose(small.explained_variance_ratio_,
+                               ref.explained_variance_ratio_, rtol=1e-10)
+
+
+def test_underflow_is_judged_on_the_whole_stream():
+    X0 = np.random.default_rng(8).standard_normal((40, 6))
+    layer = eigarray.EigenLayer(2).partial_fit(X0[:20])
+    # A batch of nearly equal rows is data: its own scatter underflows, the
+    # stream's does not.
+    layer.partial_fit(X0[20:23] * 1e-170 + X0[0])
+    assert layer.n_samples_seen_ == 23
+    with pytest.raises(ValueError, match="its scatter matrix underflows"):
+        eigarray.EigenLayer(2).partial_fit(X0 * 1e-170)
+    with pytest.raises(ValueError, match="its sum of squares underflows"):
+        eigarray.EigenLayer(2).fit(X0[:4] * 1e-170)          # fewer samples than features
+    # No spread at all is no underflow.
+    with np.errstate(invalid="ignore"):                      # a ratio 0 / 0, as sklearn's
+        const = eigarray.EigenLayer(2).fit(np.ones((10, 3)))
+    np.testing.assert_array_equal(const.explained_variance_, 0.0)
+
+
 @pytest.mark.parametrize("solver", ["randomized", "lanczos"])
 def test_partial_fit_after_a_fit_without_scatter_warns(solver):
     X, _, _ = pca_data(m=60)
