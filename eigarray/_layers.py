@@ -1324,6 +1324,9 @@ class EigenLayer(_Estimator):
         Returns
         -------
         array, shape (n_samples, k) with ``k = n_components_``, or (n_samples, n_features) for ZCA
+            In ``X``'s dtype: a model fitted in float64 projects float32
+            data in float32, as a torch or JAX computation expects
+            (scikit-learn returns float64).
         """
         self._check_fitted()
         if self.__dict__.get("_pending"):
