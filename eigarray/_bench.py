@@ -1,10 +1,12 @@
 """Side-by-side benchmarks behind ``python -m eigarray bench``.
 
 Every solver runs in the same process on the same problem, so the figures
-compare as ratios.  Wall times are medians of ``repeats`` runs when one run
-takes under a minute (else one run); operator applications are counted by
-wrapping the operator; peak memory is the tracemalloc peak of one extra,
-untimed run (NumPy and scipy allocations are traced; torch's are not).
+compare as ratios.  Wall times are medians of ``repeats`` interleaved rounds,
+each running every solver once in turn (so that a change in the machine's
+load reaches all alike), for the solvers whose first run took under a
+minute (else that run); operator applications are counted by wrapping the
+operator; peak memory is the tracemalloc peak of one extra, untimed run
+(NumPy and scipy allocations are traced; torch's are not).
 """
 
 from __future__ import annotations
@@ -30,16 +32,24 @@ def median_time(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    times = [time.perf_counter() - t0]
-    if times[0] < 60.0:
-        for _ in range(repeats - 1):
-            t0 = time.perf_counter()
-            out = fn()
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+def _interleaved(fns: list[Callable[[], Any]], repeats: int) -> tuple[list[float], list]:
+    """Median wall times of ``fns`` over ``repeats`` rounds that call each in turn,
+    and the results of their first calls.  A function whose first call took a
+    minute or more runs once.
+    """
+    times: list[list[float]] = []
+    first = []
+    for fn in fns:
+        t0 = time.perf_counter()
+        first.append(fn())
+        times.append([time.perf_counter() - t0])
+    for _ in range(repeats - 1):
+        for fn, ts in zip(fns, times, strict=True):
+            if ts[0] < 60.0:
+                t0 = time.perf_counter()
+                fn()
+                ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times], first
 
 
 def _peak_bytes(fn: Callable[[], Any]) -> int:
@@ -131,22 +141,23 @@ def lanczos_table(problems: list[str] | None = None, *, k: int = 10, tol: float 
         except ImportError:
             out(f"{'PRIMME eigsh':<44}  (primme not installed)")
 
+        if torch:
+            run = _torch_run(A, k, tol)
+            if run is not None:
+                solvers.append(("eigarray eigsh, torch sparse CSR input", run, None))
+        times, first = _interleaved([fn for _, fn, _ in solvers], repeats)
         results = {}
-        for label, fn, count in solvers:
-            t, res = _timed(fn, repeats)
-            w = res[0] if isinstance(res, tuple) else res
-            w = np.sort(np.asarray(w))
+        for (label, fn, count), t, res in zip(solvers, times, first, strict=True):
+            w = np.sort(np.asarray(res[0]))
             err = float(np.max(np.abs(w - exact) / np.abs(exact)))
-            mv = count()
-            peak = _peak_bytes(fn) / 2**20
+            if count is None:                        # torch: its own count, no traced memory
+                mv, peak = res.info.n_matvec, None
+            else:
+                mv, peak = count(), _peak_bytes(fn) / 2**20
             results[label] = dict(problem=title, solver=label, time=t, matvecs=mv, error=err,
                                   peak_mb=peak)
         peers = [r for lab, r in results.items() if not lab.startswith("eigarray")]
         best = min(r["time"] for r in peers)
-        if torch:
-            row = _torch_row(A, k, tol, exact, repeats)
-            if row is not None:
-                results[row["solver"]] = row | {"problem": title}
         for r in results.values():
             ratio = r["time"] / best
             peak = f"{r['peak_mb']:9.1f}" if r["peak_mb"] is not None else f"{'-':>9}"
@@ -156,7 +167,8 @@ def lanczos_table(problems: list[str] | None = None, *, k: int = 10, tol: float 
     return rows
 
 
-def _torch_row(A: Any, k: int, tol: float, exact: np.ndarray, repeats: int) -> dict | None:
+def _torch_run(A: Any, k: int, tol: float) -> Callable[[], Any] | None:
+    """eigsh on ``A`` as a torch sparse CSR tensor, or None without torch."""
     try:
         import torch
     except ImportError:
@@ -165,16 +177,15 @@ def _torch_row(A: Any, k: int, tol: float, exact: np.ndarray, repeats: int) -> d
 
     from ._lanczos import eigsh
 
-    def run():
-        return eigsh(T, k=k, which="LA", tol=tol, rng=0)
-
     coo = A.tocoo()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch: "sparse CSR support is in beta"
         T = torch.sparse_coo_tensor(np.vstack([coo.row, coo.col]), coo.data, coo.shape,
                                     check_invariants=True).coalesce().to_sparse_csr()
-        t, res = _timed(run, repeats)
-    w = np.sort(res.eigenvalues.numpy())
-    err = float(np.max(np.abs(w - exact) / np.abs(exact)))
-    return dict(solver="eigarray eigsh, torch sparse CSR input", time=t,
-                matvecs=res.info.n_matvec, error=err, peak_mb=None)
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return eigsh(T, k=k, which="LA", tol=tol, rng=0)
+
+    return run

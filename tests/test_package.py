@@ -266,3 +266,27 @@ def test_laplacian_eigenvalues_are_relatively_accurate():
         ref = 4 * np.sin(i * np.pi / (2 * (n + 1))) ** 2
         got = laplacian_1d_eigenvalues(n)[:3]
         assert np.max(np.abs((got - ref) / ref)) < 4 * np.finfo(float).eps
+
+
+def test_bench_lanczos_table_interleaves_its_rounds(monkeypatch):
+    pytest.importorskip("scipy")
+    import eigarray._bench as bench
+    from eigarray.testing import laplacian_2d
+
+    A, lam = laplacian_2d(30, 30, anisotropy=0.7)
+    monkeypatch.setattr(bench, "lanczos_problems", lambda names=None: [("small", A, lam)])
+    calls: list[str] = []
+    real = bench._interleaved
+
+    def spy(fns, repeats):
+        wrapped = [lambda f=f, i=i: (calls.append(i), f())[1] for i, f in enumerate(fns)]
+        return real(wrapped, repeats)
+
+    monkeypatch.setattr(bench, "_interleaved", spy)
+    lines: list[str] = []
+    rows = bench.lanczos_table(repeats=3, out=lines.append)
+    n = len(rows)
+    assert n >= 3 and calls == list(range(n)) * 3           # round after round
+    for r in rows:
+        assert r["time"] > 0 and r["error"] < 1e-12 and r["matvecs"] > 0
+    assert any("eigarray eigsh (defaults)" in line for line in lines)
