@@ -190,9 +190,10 @@ def _reconstruct(xp: Any, V: Any, *, fw: Any = None, half: Any = None,
     ``mask`` holds.  When some weight is large enough for the product to
     overflow (one host synchronisation to find out), those weights are
     scaled down by their matrix's largest, multiplied separately and scaled
-    back after the product: an entry that overflows is ``±inf`` with its
-    true sign, an entry the large weights do not reach keeps the value of
-    the others (a plain product would make ``0 · inf = NaN`` of both).  The
+    back after the product (each part apart, for complex input): an entry
+    that overflows is ``±inf`` with its true sign, an entry the large
+    weights do not reach keeps the value of the others (a plain product
+    would make ``0 · inf = NaN`` of both).  The
     scale is a power of two, applied exactly to weights that are finite, so
     that a result near the largest float keeps the accuracy of the others.
     """
@@ -238,13 +239,26 @@ def _reconstruct(xp: Any, V: Any, *, fw: Any = None, half: Any = None,
             # exp(shift) only where the powers of two are not used (0 * inf: NaN)
             by_exp = xp.exp(xp.where(ok, xp.zeros_like(shift), shift))
             ok = ok[..., None]
-            up1, up2, by_exp = (xp.astype(a[..., None], V.dtype) for a in (up1, up2, by_exp))
-            up = xp.where(ok, Xb * up1 * up2, Xb * by_exp)
+            up1, up2, by_exp = (a[..., None] for a in (up1, up2, by_exp))
+            up = xp.where(ok, _scaled(xp, _scaled(xp, Xb, up1), up2), _scaled(xp, Xb, by_exp))
             if squared:
-                up = xp.where(ok, up * up1 * up2, up * by_exp)
+                up = xp.where(ok, _scaled(xp, _scaled(xp, up, up1), up2),
+                              _scaled(xp, up, by_exp))
             # Sums and real scalings of Hermitian matrices: still Hermitian bitwise.
             return xp.where(Xb == 0, X, up + X)
     return _weighted_product(xp, V, weights, squared)
+
+
+def _scaled(xp: Any, X: Any, f: Any) -> Any:
+    """``X * f`` for a real ``f``, part by part when ``X`` is complex.
+
+    A complex ``X`` times ``f`` is a complex product, which makes the other
+    part of an entry that overflowed ``inf * 0 = NaN``.
+    """
+    if not ns.is_complex(xp, X.dtype):
+        return X * f
+    f = xp.astype(f, ns.real_dtype(xp, X.dtype))
+    return ns.complex_from_parts(xp, xp.real(X) * f, xp.imag(X) * f)
 
 
 def _symmetrise(xp: Any, X: Any) -> Any:

@@ -49,6 +49,7 @@ __all__ = [
     "one_column_chunk",
     "is_traced",
     "refuse_traced",
+    "complex_from_parts",
 ]
 
 
@@ -233,6 +234,29 @@ def from_host_numpy(a: np.ndarray, xp: Any, like: Any = None) -> Any:
     if dev is not None and device(out) != dev:
         out = to_device(out, dev)
     return out
+
+
+def complex_from_parts(xp: Any, re: Any, im: Any) -> Any:
+    """``re + i im`` for real arrays of one shape, with no complex product.
+
+    ``im * 1j`` is a complex product, whose real part ``im * 0`` is NaN where
+    ``im`` is infinite; the parts are written as they are instead.
+    """
+    if is_torch_namespace(xp):
+        import torch
+
+        return torch.complex(re, im)
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.lax.complex(re, im)
+    if is_numpy_namespace(xp) or is_cupy_namespace(xp):
+        out = xp.empty(re.shape, dtype=xp.result_type(re.dtype, xp.complex64))
+        out.real, out.imag = re, im
+        return out
+    out = to_host_numpy(re) + 0j
+    out.imag = to_host_numpy(im)
+    return from_host_numpy(out, xp, like=re)
 
 
 # torch dtypes that have no NumPy counterpart, so no NumPy view.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.linalg as sl
@@ -367,6 +369,27 @@ def test_expm_and_powm_overflow_to_signed_inf_not_nan():
     P = eigarray.powm(np.diag([1e200, 2.0]), 2.5)
     np.testing.assert_array_equal(P[0], [np.inf, 0.0])
     np.testing.assert_allclose(P[1], [0.0, 2.0 ** 2.5], rtol=4 * np.finfo(float).eps)
+
+
+def test_complex_results_overflow_to_inf_not_nan(backend):
+    # The scaling back was a complex product, whose inf * 0 made NaN of the
+    # other part of every entry that overflowed (real input was right).
+    c, s = np.cos(0.3), np.sin(0.3)
+    Q = np.array([[c, -s * 1j], [-s * 1j, c]])                 # unitary
+    A = Q @ np.diag([715.0, 0.0]) @ Q.conj().T
+    A = (A + A.conj().T) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                         # no 'invalid value' either
+        E = eigarray.expm(to_backend(A, backend))
+        P = eigarray.powm(to_backend(np.diag([1e200, 2.0]).astype(complex), backend), 2)
+    assert is_backend_array(E, backend)
+    E, P = np.asarray(E), np.asarray(P)
+    assert not (np.isnan(E.real).any() or np.isnan(E.imag).any())
+    # e^715 q qᴴ with q = (cos 0.3, -i sin 0.3): signed infinities
+    np.testing.assert_array_equal(np.diagonal(E).real, [np.inf, np.inf])
+    np.testing.assert_array_equal([E[0, 1].imag, E[1, 0].imag], [np.inf, -np.inf])
+    np.testing.assert_array_equal(E, E.conj().T)
+    np.testing.assert_array_equal(P, [[np.inf, 0.0], [0.0, 4.0]])
 
 
 @pytest.mark.parametrize("lam", [[708.6, 1.0, -3.0], [709.7, 709.0, 2.0], [720.0, 1.0, 0.0]])
