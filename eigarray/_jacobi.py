@@ -70,8 +70,8 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
         one and the imaginary part of the diagonal are ignored).
     tol : float, optional
         Relative threshold: a pair ``(i, j)`` is rotated only while
-        ``|a_ij| > tol sqrt|a_ii a_jj|``.  Default: machine epsilon of the
-        working precision.
+        ``|a_ij| > tol sqrt|a_ii a_jj|``; in (0, 1).  Default: machine
+        epsilon of the working precision.
     max_sweeps : int, optional
         Most sweeps per matrix (default ``30 + 4 max(1, ceil(log2 n))``).
     sort : {'ascending', 'descending'}, default='ascending'
@@ -168,6 +168,11 @@ def eigh_batched(A: Any, UPLO: str = "L", *, tol: float | None = None,
     tol = val.check_tol(tol, name="tol")
     if tol == 0.0:
         raise ValueError("`tol` must be positive; got tol=0.0.")
+    if tol >= 1.0:
+        # An off-diagonal entry as large as the diagonal's would stop the
+        # sweeps: the diagonal came back flagged converged.
+        raise ValueError(f"`tol` must be below 1 (a relative threshold on the off-diagonal "
+                         f"entries); got tol={tol!r}.")
     if max_sweeps is None:
         max_sweeps = default_max_sweeps(n)
     max_sweeps = val.check_int(max_sweeps, name="max_sweeps", low=1)

@@ -262,6 +262,8 @@ class TestBadInput:
             eigarray.eigh_batched(A, max_sweeps=0)
         with pytest.raises(ValueError, match="`tol` must be positive"):
             eigarray.eigh_batched(A, tol=0.0)
+        with pytest.raises(ValueError, match="`tol` must be below 1"):
+            eigarray.eigh_batched(np.array([[1.0, 1.5], [1.5, 1.0]]), tol=2.0)
         with pytest.raises(TypeError, match="`eigenvectors` must be True or False"):
             eigarray.eigh_batched(A, eigenvectors="x")
 
