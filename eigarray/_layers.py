@@ -1061,6 +1061,7 @@ class EigenLayer(_Estimator):
             acc = _acc_dtype(xp, X.dtype)
             with ns.numpy_namespace().errstate(invalid="ignore", over="ignore"):
                 n, mean, M = _scatter(xp, X, acc)
+            M = ns.persist(M)                    # Dask: one pass for the checks and the fit
             # NaN/Inf anywhere reach the scatter
             _check_finite(xp, X, M, name="X", overflow="its scatter matrix")
             _check_underflow(xp, X, mean, M, m, name="X", what="its scatter matrix")
@@ -1071,7 +1072,7 @@ class EigenLayer(_Estimator):
             return self
         mean = xp.mean(X, axis=0)
         with ns.numpy_namespace().errstate(over="ignore", invalid="ignore"):
-            total = _total_variance(xp, X, mean)          # overflow: reported below
+            total = ns.persist(_total_variance(xp, X, mean))   # overflow: reported below
         if solver == "lanczos":
             # Its products square the data (the covariance operator).
             _check_underflow(xp, X, mean, total * (m - 1), m * d, name="X",
@@ -1210,6 +1211,7 @@ class EigenLayer(_Estimator):
                 nb, mb, Mb = _scatter(xp, X, self._scatter.dtype)
                 n, mean, M = _merge(self.n_samples_seen_, self._mean_acc, self._scatter,
                                     nb, mb, Mb)
+            M = ns.persist(M)
         _check_finite(xp, X, M, name="X", overflow="its scatter matrix")
         # Against the whole stream: a batch of nearly equal rows is data.
         _check_underflow(xp, X, mean, M, n, name="X", what="its scatter matrix")
