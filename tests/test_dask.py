@@ -186,3 +186,25 @@ def test_subspace_iteration_on_dask(client):
     for which in ("LA", "LM"):
         w, V = eigarray.subspace_iteration(Ad, 3, which=which, rng=0)
         testing.assert_eigenpairs(A, np.asarray(w), np.asarray(V), exact=lam[:3][::-1])
+
+
+def test_eigen_layer_covariance_fit_reads_the_data_once():
+    # The finite, overflow and underflow checks share the one pass the
+    # scatter makes (an unpersisted scatter was read again by each check).
+    class Counted:
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.ndim, self.reads = a, a.shape, a.dtype, 2, 0
+
+        def __getitem__(self, idx):
+            self.reads += 1
+            return self.a[idx]
+
+    X = np.random.default_rng(3).standard_normal((4000, 20))
+    src = Counted(X)
+    Xd = da.from_array(src, chunks=(1000, 20), asarray=True)
+    src.reads = 0                                       # from_array's look at the data
+    layer = eigarray.EigenLayer(3, solver="covariance").fit(Xd)
+    assert src.reads == 4                                          # 4 row blocks, once
+    ref = eigarray.EigenLayer(3, solver="covariance").fit(X)
+    np.testing.assert_allclose(np.asarray(layer.explained_variance_),
+                               ref.explained_variance_, rtol=1e-12)
