@@ -54,6 +54,7 @@ from ._lanczos import (
     _COPIES_WIDTH,
     _NOISE_SAMPLES,
     _contenders,
+    _displaceable,
     _entered,
     _entry_distance,
     _product_error_note,
@@ -365,6 +366,16 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         # reached) did not run (no row left for it) or did not finish
         # within maxiter: the set is not known to be the wanted one.
         converged[:] = False
+    elif not (settled or exhausted):
+        # The iteration stopped (maxiter, the callback, the products' error)
+        # before the check could start: one start vector sees one copy of
+        # each value, so any wanted one may have copies not found, which
+        # would displace the values below them (three copies of the top
+        # value, maxiter = 1: 0.886 and 0.9 came back flagged in place of
+        # two of them).
+        line = "LA" if which == "LM" else "SA"
+        copies_width = max(_COPIES_WIDTH * threshold, 30.0 * max(m_a, n_a) * eps * anorm)
+        converged &= ~_displaceable(vals, 1, copies_width, line)[order]
     real_dtype = ns.real_dtype(xp, dtype)
     s_scaled = xp.asarray(ns.from_host_numpy(hx.asarray(vals[order]), xp, like=V),
                           dtype=real_dtype)
@@ -716,7 +727,10 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
     ``k``-th value itself is not looked for (the values returned are
     right, the vectors one basis of its singular subspace among many).
     When ``maxiter`` ends the check before it settles, every triplet is
-    flagged not converged, with a :class:`ConvergenceWarning`.
+    flagged not converged, with a :class:`ConvergenceWarning`; when it (or
+    the callback) ends the iteration before the check starts, the triplets
+    that copies not found could displace (all but the copies of the most
+    wanted value) are.
     Cost, measured with ``rng=0``: none on decaying spectra, where the
     bound ends the check early (2000 x 300, values halving or falling by
     0.9 at each step, ``k`` = 6 or 10: 94 to 128 products in all); 20 to

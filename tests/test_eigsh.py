@@ -886,6 +886,21 @@ def test_copy_check_owed_at_maxiter_flags_the_pairs_a_copy_would_displace():
     np.testing.assert_array_equal(res.info.converged, res.eigenvalues >= top_double - 1e-6)
 
 
+def test_a_run_stopped_before_every_pair_converged_owes_the_check_too():
+    # Four copies of 2.0 on top, k = 5 (hessian_eigsh's basis of 35 rows):
+    # maxiter ends the run with two copies found and some pairs unconverged.
+    # 1.48 came back flagged converged, among the wanted, in place of the
+    # copies not yet found.
+    lam = np.r_[np.full(4, 2.0), np.linspace(1.5, -1.0, 146)]
+    A, _ = testing.matrix_with_spectrum(lam, rng=0)
+    with pytest.warns(eigarray.ConvergenceWarning):
+        res = eigarray.lanczos(A, 5, ncv=35, tol=1e-3, rng=0, maxiter=3)
+    w, flagged = np.asarray(res.eigenvalues), res.info.converged
+    assert not flagged.all()
+    assert np.all(w[flagged] >= 2.0 - 1e-3)        # only copies of the top value
+    assert flagged.any()
+
+
 def test_copy_check_without_room_flags_the_pairs_a_copy_would_displace():
     # ncv = k + 1 (a block of one vector) leaves no room for the fresh
     # block: the check cannot run, and 3.79 and 4.0 came back in place of

@@ -793,6 +793,25 @@ class TestBadInput:
             eigarray.svds(np.ones((0, 4)), k=1)
 
 
+@pytest.mark.parametrize("stop", ["maxiter=1", "maxiter=2", "callback"])
+def test_a_stop_before_the_copy_check_flags_what_copies_would_displace(stop):
+    # Three copies of the top singular value: a stop on the restart where
+    # every triplet first converged skipped the check, and 0.886 and 0.9
+    # came back flagged converged in place of copies of 1.
+    s = np.r_[np.ones(3), np.linspace(0.9, 0.1, 57)]
+    A, _, _ = testing.matrix_with_singular_values(200, 60, s, rng=0)
+    kwargs = dict(k=3, tol=1e-3, rng=0)
+    if stop == "callback":
+        kwargs["callback"] = lambda state: state.n_converged == 3
+    else:
+        kwargs["maxiter"] = int(stop[-1])
+    with pytest.warns(eigarray.ConvergenceWarning):
+        res = eigarray.svds(A, **kwargs)
+    sv, flagged = np.asarray(res[1]), res.info.converged
+    assert not flagged.all() and flagged.any()
+    np.testing.assert_allclose(sv[flagged], 1.0, rtol=1e-3)
+
+
 def test_the_copy_check_resolves_its_contenders_before_settling():
     # The 3-D Laplacian's top singular values are triple; one start vector
     # sees one copy, and the check must find the others.  A check that
