@@ -53,6 +53,12 @@ _KINDS = ("gaussian", "lorentzian")
 # Default smoothing width of spectral_density, as a fraction of the spread of
 # the quadrature nodes, and default number of grid points.
 _SIGMA_FRACTION = 0.01
+# Nodes that spread over fewer than this many float64 eps of their magnitude
+# coincide to rounding (a matrix Q (2.5 I) Qᵀ formed in floating point: a
+# spread of 8.9e-16): 1% of such a spread is below the resolution of the
+# grid, which then held 3 distinct points of 1001, and the density
+# integrated to 14 instead of 1.
+_ROUNDING_SPREAD_EPS = 1000.0
 _GRID_POINTS = 1001
 # The default grid reaches this many widths past the extreme nodes.
 _GRID_MARGIN = 6.0
@@ -589,13 +595,15 @@ def _host_points(x: Any, *, name: str) -> Any:
 
 
 def _default_sigma(nodes: Any) -> float:
-    """``_SIGMA_FRACTION`` of the spread of the nodes (of their magnitude if they coincide)."""
+    """``_SIGMA_FRACTION`` of the spread of the nodes (of their magnitude if they
+    coincide, to rounding: see ``_ROUNDING_SPREAD_EPS``)."""
     hx = ns.numpy_namespace()
     finite = nodes[hx.isfinite(nodes)]
     lo, hi = float(hx.min(finite)), float(hx.max(finite))
     scale = hi - lo
-    if not scale > 0.0:
-        scale = max(abs(lo), abs(hi))
+    magnitude = max(abs(lo), abs(hi))
+    if not scale > _ROUNDING_SPREAD_EPS * float(hx.finfo(hx.float64).eps) * magnitude:
+        scale = magnitude
     if not scale > 0.0:
         scale = 1.0
     return _SIGMA_FRACTION * scale
@@ -718,7 +726,7 @@ def spectral_density(matvec: Callable, n: int, *, n_probes: int = 10, n_steps: i
     sigma : float, optional
         Width of the broadening kernel (standard deviation of the Gaussian,
         half width of the Lorentzian).  Default: 1% of the spread of the
-        nodes.
+        nodes (of their magnitude when they coincide to rounding).
     grid : array, shape (n_grid,), optional
         Points where the density is evaluated.  Default: 1001 points from
         6 ``sigma`` below the smallest node to 6 ``sigma`` above the largest.

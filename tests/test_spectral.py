@@ -155,6 +155,19 @@ def test_constant_spectrum_and_sigma_grid_arguments():
     assert sd2.density[250] == pytest.approx(peak, rel=30 * EPS64)
 
 
+def test_a_spectrum_constant_to_rounding_smooths_like_a_constant_one():
+    # Q (2.5 I) Qᵀ formed in floating point: its nodes spread by a few ulps,
+    # and 1% of that as sigma left the grid 3 distinct points; the density
+    # integrated to 14.
+    H = testing.matrix_with_spectrum(np.full(100, 2.5), rng=0)[0]
+    H = (H + H.T) / 2
+    sd = spectral_density(lambda v: H @ v, 100, n_probes=10, n_steps=5, rng=0)
+    exact = spectral_density(lambda v: 2.5 * v, 100, n_probes=10, n_steps=5, rng=0)
+    assert abs(np.trapezoid(sd.density, sd.grid) - 1.0) < 1e-3
+    np.testing.assert_allclose(sd.grid, exact.grid, rtol=1e-12)
+    np.testing.assert_allclose(sd.density, exact.density, rtol=1e-6, atol=1e-6)
+
+
 def test_every_backend_gets_the_same_quadrature(backend, rng):
     n = 50
     A, lam = known_spectrum(n, rng)
