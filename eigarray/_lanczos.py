@@ -61,6 +61,7 @@ from ._linalg import (
     cholesky_qr,
     combine_rows,
     gram_norms,
+    host_iteration,
     iteration_scale,
     orthonormalize_rows,
     project_out,
@@ -933,11 +934,12 @@ def _solve(op: LinearOperator, k: int, **kwargs: Any) -> EighResult:
     orthogonality or its flags are wrong.  The second run continues the
     first one's counts and history, and takes what is left of ``maxiter``
     (at least one cycle)."""
-    try:
-        return _impl(op, k, **kwargs)
-    except _LostOrthogonality as lost:
-        spent = lost
-    return _impl(op, k, full_reorthogonalisation=True, spent=spent, **kwargs)
+    with host_iteration(op, op.shape[0]):
+        try:
+            return _impl(op, k, **kwargs)
+        except _LostOrthogonality as lost:
+            spent = lost
+        return _impl(op, k, full_reorthogonalisation=True, spent=spent, **kwargs)
 
 
 def _final_rayleigh_ritz(xp: Any, pair: list, w: Any, *, cplx: bool, eps: float) -> tuple:

@@ -20,9 +20,10 @@ from typing import Any
 import array_api_extra as xpx
 
 from . import _namespace as ns
-from ._dispatch import _THIN_ROWS, RowWork
+from ._dispatch import _THIN_ROWS, RowWork, host_iteration
 
 __all__ = [
+    "host_iteration",
     "set_rows",
     "project_out",
     "orthonormalize_rows",

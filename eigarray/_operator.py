@@ -92,6 +92,11 @@ class LinearOperator:
         self.n_matvec = 0
         self.n_rmatvec = 0
 
+    @property
+    def kernel_products(self) -> bool:
+        """Whether the products run in eigarray's Numba CSR kernel (no BLAS call)."""
+        return self._rows_into is not None
+
     def bind(self, xp: Any, device: Any = None) -> LinearOperator:
         """This operator with its vectors in namespace ``xp`` on ``device``.
 

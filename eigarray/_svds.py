@@ -68,6 +68,7 @@ from ._linalg import (
     cholesky_qr,
     combine_rows,
     gram,
+    host_iteration,
     orthonormalize_rows,
     project_out,
     random_vector,
@@ -842,8 +843,9 @@ def svds(A: Any, k: int = 6, ncv: int | None = None, tol: float = 0, which: str 
                             rule=f"k < ncv <= min(m, n) = {small} (k={k})")
         if maxiter is None:
             maxiter = max(10 * small, 1000)
-        result = _impl(op, k, which=which, ncv=ncv, maxiter=maxiter, tol=tol, v0=v0,
-                       rng=rng, callback=callback, want_vectors=want)
+        with host_iteration(op, max(m, n)):
+            result = _impl(op, k, which=which, ncv=ncv, maxiter=maxiter, tol=tol, v0=v0,
+                           rng=rng, callback=callback, want_vectors=want)
     else:
         if which != "LM":
             raise ValueError(f"`which` must be 'LM' for solver={solver!r} (only the Lanczos "

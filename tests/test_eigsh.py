@@ -1513,3 +1513,27 @@ def test_lm_small_basis_finds_every_copy_at_the_top(copies, k, ncv, seed):
     assert res.info.all_converged == (k == 7)
     wanted = np.sort(lam[np.argsort(-np.abs(lam), stable=True)][:k])
     np.testing.assert_allclose(res.eigenvalues, wanted, atol=1e-5)
+
+
+def test_short_sparse_iterations_run_on_one_blas_thread():
+    # Many small threaded BLAS calls per step hand the cores back and forth
+    # (ruinous on a loaded machine): a short CSR iteration runs on one BLAS
+    # thread, restored afterwards; dense products keep BLAS's threads.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def blas_threads():
+        return {m["num_threads"] for m in threadpoolctl.threadpool_info()
+                if m["user_api"] == "blas"}
+
+    before = blas_threads()
+    if before <= {1}:
+        pytest.skip("BLAS runs on one thread already")
+    seen = []
+    L, _ = testing.laplacian_2d(20, 20)
+    eigarray.eigsh(L, k=3, which="LA", rng=0, callback=lambda s: seen.append(blas_threads()))
+    assert seen and all(s == {1} for s in seen)
+    assert blas_threads() == before
+    seen.clear()
+    eigarray.eigsh(L.toarray(), k=3, which="LA", rng=0,
+                   callback=lambda s: seen.append(blas_threads()))
+    assert seen and all(s == before for s in seen)
