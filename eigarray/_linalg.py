@@ -272,17 +272,24 @@ def iteration_scale(xp: Any, W: Any, dtype: Any,
     ``length``: that of the vectors in ``W`` (default: its rows,
     ``W.shape[-1]``).
     """
-    amax = float(xp.max(xp.abs(W))) * math.sqrt(W.shape[-1] if length is None else length)
-    if amax == 0.0:
+    top = float(xp.max(xp.abs(W)))
+    if top == 0.0:
         return None
-    bound = 2.0 ** (math.frexp(float(xp.finfo(ns.real_dtype(xp, dtype)).max))[1] // 4)
-    if not math.isfinite(amax) or 1.0 / bound <= amax <= bound:
+    if not math.isfinite(top):
+        return 1.0                                # the caller reports NaN and Inf
+    # The binary exponent of max|W| sqrt(n), from exponents: the product
+    # itself overflowed for max|W| near the largest float (a 50 x 50 matrix
+    # of norm 1.2e308 went unscaled, and its products overflowed).
+    n = W.shape[-1] if length is None else length
+    e = math.frexp(top)[1] + math.frexp(math.sqrt(n))[1]
+    emax = math.frexp(float(xp.finfo(ns.real_dtype(xp, dtype)).max))[1]
+    if -(emax // 4) <= e <= emax // 4:
         return 1.0
-    # No smaller than the smallest normal number: a product null only to
-    # rounding (or a matrix of subnormal entries) would otherwise give a
-    # scale whose reciprocal overflows.
-    tiny = float(xp.finfo(ns.real_dtype(xp, dtype)).smallest_normal)
-    return max(2.0 ** (math.frexp(amax)[1] - 1), tiny)
+    # No smaller than the smallest normal number (a product null only to
+    # rounding, or a matrix of subnormal entries, would otherwise give a
+    # scale whose reciprocal overflows) and no larger than the reciprocal of
+    # that, itself representable.
+    return math.ldexp(1.0, min(max(e - 1, -(emax - 2)), emax - 2))
 
 
 def scaled_operator(op: Any) -> tuple[Any, Callable[[], float]]:

@@ -650,3 +650,19 @@ def test_spectral_norm_jax_gradient_is_finite_from_a_zero_or_null_space_start():
     expected = np.zeros((6, 4))
     expected[0, 0] = 1.0                                   # u vᵀ of the top pair
     np.testing.assert_allclose(g, expected, atol=1e-12)
+
+
+def test_a_norm_near_the_largest_float_is_scaled_not_overflowed():
+    # max|A x| sqrt(n), which sets the iteration's scale, overflowed for a
+    # norm of 1.2e308; the products then went unscaled and overflowed too.
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((50, 50))
+    B = (B + B.T) / 2
+    B *= 1.2e308 / np.abs(np.linalg.eigvalsh(B)).max()
+    exact = np.linalg.eigvalsh(B)
+    for which, want in [("LA", exact[-2:]), ("SA", exact[:2])]:
+        res = eigarray.subspace_iteration(B, 2, which=which, rng=0)
+        assert res.info.converged.all()
+        np.testing.assert_allclose(np.sort(res.eigenvalues), want, rtol=1e-10)
+    res = eigarray.randomized_eigh(B, 2, method="range_finder", rng=0)
+    assert np.isfinite(res.eigenvalues).all() and np.isfinite(res.info.residual_norms).all()
