@@ -940,8 +940,9 @@ def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = 
     n_iter : int, default=1
         Power iterations in this call, ``>= 0``; 0 only re-evaluates ``σ``
         from ``state`` as it is (``u`` and ``v`` of unit norm, as this
-        function returns them: ``uᴴ A v`` of other vectors is no estimate).  On a first call (``state=None``) ask for more, e.g.
-        15 as torch does when it builds its parametrization.
+        function returns them: ``uᴴ A v`` of other vectors is no estimate).
+        On a first call (``state=None``) ask for more, e.g. 15 as torch
+        does when it builds its parametrization.
     state : SpectralNormState, optional
         ``(u, v)`` returned by the previous call.  Default: ``v`` random
         (from ``rng``), unit norm.
@@ -952,8 +953,9 @@ def spectral_norm(A: Any, *, n_iter: int = 1, state: SpectralNormState | None = 
     -------
     sigma : array, shape ()
         The estimate ``uᴴ A v`` (real part), a 0-d array of the real working
-        dtype in the caller's namespace (a NumPy scalar for NumPy input).  It is below the largest singular
-        value and approaches it as iterations accumulate.
+        dtype in the caller's namespace (a NumPy scalar for NumPy input).
+        It is below the largest singular value and approaches it as
+        iterations accumulate.
     state : SpectralNormState
         The updated ``(u, v)``, to pass to the next call.
 
