@@ -61,12 +61,20 @@ def _to_xp(a: Any, xp: Any, dtype: Any, like: Any) -> Any:
 
 
 def _gaussian(xp: Any, n: int, l: int, dtype: Any, rng: Any, device: Any) -> Any:
-    """An ``(n, l)`` standard normal block drawn on the host from ``rng``, on ``device``."""
+    """An ``(n, l)`` standard normal block drawn on the host from ``rng``, on ``device``.
+
+    Its columns are scaled to unit norm (the range they span is the same):
+    a product with them then stays within ``||A||`` in every entry, where
+    columns of norm ``sqrt(n)`` made the first product of a matrix of norm
+    1.2e308 (50 x 50) overflow.
+    """
     hx = ns.numpy_namespace()
     if ns.is_complex(xp, dtype):
         G = rng.standard_normal((n, l)) + 1j * rng.standard_normal((n, l))
     else:
         G = rng.standard_normal((n, l))
+    norms = hx.linalg.vector_norm(G, axis=0)
+    G = G / hx.where(norms > 0, norms, 1.0)
     out = _to_xp(hx.asarray(G), xp, dtype, None)
     if device is not None and not ns.is_dask_array(out) and ns.device(out) != device:
         out = ns.to_device(out, device)
