@@ -83,9 +83,9 @@ def _one_blas_thread():
                 state["limiter"] = None
 
 
-# An iteration on the host whose vectors are shorter than this makes its
-# Gram-Schmidt passes and restarts through many small NumPy products, each a
-# threaded BLAS call that hands the cores to BLAS threads and back.  On a
+# An iteration on the host whose vectors are shorter than _FUSED_MIN_LENGTH
+# makes its Gram-Schmidt passes and restarts through many small NumPy
+# products, each a threaded BLAS call that hands the cores to BLAS threads and back.  On a
 # loaded machine that is ruinous (2-core AMD EPYC with two other busy
 # processes, eigsh, k = 6, tol 0, 900-row Laplacian: 0.58 s against 0.16 s
 # on one BLAS thread, ARPACK 0.14 s), and on a quiet one it gains a little
@@ -95,17 +95,15 @@ def _one_blas_thread():
 # CSR kernel), such iterations run on one BLAS thread.  Dense products are
 # BLAS's own and gain from its threads on a quiet machine (900 x 900: 0.155 s
 # threaded, 0.296 s on one thread): those iterations are left as they are.
-# Longer vectors take the fused Numba kernels per step and BLAS only at
-# restarts.
-SHORT_ITERATION_LENGTH = _FUSED_MIN_LENGTH = 4096
+# Vectors of _FUSED_MIN_LENGTH or more take the fused Numba kernels per step
+# and BLAS only at restarts.
 
 
 def host_iteration(op: Any, n: int) -> Any:
     """Context for an iteration of ``op`` on vectors of length ``n``: one BLAS
     thread when they are short host vectors and the products are the CSR
-    kernel's (see :data:`SHORT_ITERATION_LENGTH`)."""
-    if (ns.is_numpy_namespace(op.xp) and n < SHORT_ITERATION_LENGTH
-            and getattr(op, "kernel_products", False)):
+    kernel's (see the note above)."""
+    if ns.is_numpy_namespace(op.xp) and n < _FUSED_MIN_LENGTH and op.kernel_products:
         return _one_blas_thread()
     return contextlib.nullcontext()
 
@@ -473,8 +471,8 @@ def gram(xp: Any, Z: Any) -> Any:
 _THIN_ROWS = 4
 
 # Rows at least this long are orthogonalised by the fused Gram-Schmidt
-# kernels: at this length a step's NumPy calls cost more than the work
-# (defined with SHORT_ITERATION_LENGTH above).
+# kernels: at this length a step's NumPy calls cost more than the work.
+_FUSED_MIN_LENGTH = 4096
 
 
 def _gram_schmidt_kernels():

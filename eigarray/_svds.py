@@ -53,6 +53,7 @@ from ._lanczos import (
     _CHECK_RESOLUTION,
     _COPIES_WIDTH,
     _NOISE_SAMPLES,
+    _STANDARD,
     _contenders,
     _displaceable,
     _entered,
@@ -375,7 +376,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, maxiter: int, tol
         # value, maxiter = 1: 0.886 and 0.9 came back flagged in place of
         # two of them).
         line = "LA" if which == "LM" else "SA"
-        copies_width = max(_COPIES_WIDTH * threshold, 30.0 * max(m_a, n_a) * eps * anorm)
+        copies_width = max(_COPIES_WIDTH * threshold, _STANDARD * max(m_a, n_a) * eps * anorm)
         converged &= ~_displaceable(vals, 1, copies_width, line)[order]
     real_dtype = ns.real_dtype(xp, dtype)
     s_scaled = xp.asarray(ns.from_host_numpy(hx.asarray(vals[order]), xp, like=V),
