@@ -8,6 +8,7 @@ on the first call that needs them, never at ``import eigarray``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import importlib.util
 import math
@@ -99,13 +100,94 @@ def _one_blas_thread():
 # and BLAS only at restarts.
 
 
-def host_iteration(op: Any, n: int) -> Any:
-    """Context for an iteration of ``op`` on vectors of length ``n``: one BLAS
-    thread when they are short host vectors and the products are the CSR
-    kernel's (see the note above)."""
-    if ns.is_numpy_namespace(op.xp) and n < _FUSED_MIN_LENGTH and op.kernel_products:
+# A Lanczos iteration on long host vectors (_FUSED_MIN_LENGTH or more)
+# whose products are the CSR kernel's makes no BLAS call in its steps but
+# the small host ones: the product and the fused Gram-Schmidt kernels are
+# Numba's.  Those run on every core then (the thread pool is woken once a
+# step, and is warm), and BLAS on one thread, for the whole iteration: a
+# BLAS thread pool woken even once (by a restart's product) spins for a
+# while after the call, competing with Numba's threads, which more than
+# undoes their gain (2-core AMD EPYC, 200 x 200 anisotropic Laplacian,
+# eigsh k = 10, tol 1e-8: 2.4 s against 1.2 s with serial steps).  The
+# restart's matrix product then runs as one single-threaded BLAS call per
+# core on its share of the columns (:func:`combine_rows`), as fast as BLAS's
+# own threads.
+_STEP_THREADS = contextvars.ContextVar("eigarray_step_threads", default=1)
+
+# ... and only kernel calls with this much work (multiply-adds for the CSR
+# product, entries read for the Gram-Schmidt kernels) go parallel: below,
+# starting the parallel region costs more than it saves (measured: a block
+# of two rows against two of 16,384 entries, 34 us serial and 37 us
+# parallel; 32,768 entries, 65 and 37 us; the product with a 20,000-nonzero
+# matrix times two vectors, 40 us and 30 us).
+_STEP_CSR_MIN_WORK = 40_000
+_STEP_GRAM_SCHMIDT_MIN_WORK = 131_072
+
+
+def host_iteration(op: Any, n: int, *, parallel_steps: bool = False) -> Any:
+    """Context for an iteration of ``op`` on vectors of length ``n``.
+
+    When they are host vectors and the products are the CSR kernel's: one
+    BLAS thread, and for long vectors with ``parallel_steps`` (the caller
+    orthogonalises with :class:`RowWork` and restarts with
+    :func:`row_combination`) the products and Gram-Schmidt kernels on every
+    Numba thread (see the notes above).
+    """
+    if not (ns.is_numpy_namespace(op.xp) and op.kernel_products):
+        return contextlib.nullcontext()
+    if n < _FUSED_MIN_LENGTH:
         return _one_blas_thread()
+    if parallel_steps and _threads() > 1:
+        return _parallel_steps()
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _parallel_steps():
+    token = _STEP_THREADS.set(_threads())
+    try:
+        with _one_blas_thread():
+            yield
+    finally:
+        _STEP_THREADS.reset(token)
+
+
+_COLUMN_POOL: dict[str, Any] = {"lock": threading.Lock(), "executor": None, "workers": 0}
+
+
+def row_combination(Yt: Any, B: Any, start: int, stop: int, chunk: int) -> bool:
+    """``B[start:start+p] = Yt @ B[start:stop]`` for a NumPy ``B``, by column
+    chunks, one share of the columns per thread, when the iteration runs
+    parallel steps (see :func:`host_iteration`); False, doing nothing,
+    otherwise.  BLAS releases the GIL, so the threads' calls run together.
+    """
+    threads = _STEP_THREADS.get()
+    if threads == 1 or type(B).__module__ != "numpy":
+        return False
+    pool = _COLUMN_POOL
+    with pool["lock"]:
+        if pool["workers"] != threads:
+            if pool["executor"] is not None:
+                pool["executor"].shutdown(wait=False)
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool["executor"] = ThreadPoolExecutor(threads, thread_name_prefix="eigarray")
+            pool["workers"] = threads
+        executor = pool["executor"]
+    p = Yt.shape[0]
+    n = B.shape[1]
+    Bs = B[start:stop, ...]
+
+    def share(t: int) -> None:
+        c0 = (n * t // threads) // chunk * chunk
+        c1 = n if t == threads - 1 else (n * (t + 1) // threads) // chunk * chunk
+        for s0 in range(c0, c1, chunk):
+            s1 = min(c1, s0 + chunk)
+            B[start:start + p, s0:s1] = Yt @ Bs[:, s0:s1]
+
+    for future in [executor.submit(share, t) for t in range(threads)]:
+        future.result()
+    return True
 
 
 def _threads() -> int:
@@ -116,7 +198,7 @@ def _threads() -> int:
 
 def _num_threads(work: int) -> int:
     if work < _PARALLEL_MIN_WORK:
-        return 1
+        return _STEP_THREADS.get() if work >= _STEP_CSR_MIN_WORK else 1
     import numba
 
     return numba.get_num_threads()
@@ -499,6 +581,9 @@ class RowWork:
         # calls cost less than importing Numba on a small problem.
         self.fused = rows <= _THIN_ROWS and n >= _FUSED_MIN_LENGTH
         self.acc = np.complex128 if np.issubdtype(dtype, np.complexfloating) else np.float64
+        # Threads for the kernels' calls with enough work (see host_iteration).
+        self.threads = _STEP_THREADS.get() if self.fused else 1
+        self._kernels = _gram_schmidt_kernels() if self.fused else None
 
     @staticmethod
     def of(B: Any, rows: int) -> RowWork | None:
@@ -539,23 +624,51 @@ class RowWork:
         stage and ``G`` (float64 or complex128, ``G`` exactly Hermitian).
         Only when :attr:`fused`.
         """
-        kernels = _gram_schmidt_kernels()
-        r, n = W.shape
-        acc = self.acc
+        r = W.shape[0]
         if K is None or K.shape[1] == 0:
-            K, P = np.zeros((r, 0), dtype=acc), W[:0]
-        K = np.ascontiguousarray(K, dtype=acc)
+            K, P = np.zeros((r, 0), dtype=self.acc), W[:0]
         coefficients = []
         for M in stages:       # each stage subtracts the one before it, then measures
-            C = np.zeros((M.shape[0], r), dtype=acc)
-            kernels.subtract_measure(W, K, P, M, C, 0, n)
+            C = self.subtract_measure(W, K, P, M)
             coefficients.append(C)
-            K, P = np.ascontiguousarray(C.T), M    # one compiled layout for K
-        G = np.zeros((r, r), dtype=acc)
-        kernels.subtract_gram(W, coefficients[-1], stages[-1], G, 0, n)
+            K, P = C.T, M
+        return coefficients, self.subtract_gram(W, coefficients[-1], stages[-1])
+
+    def _chunks(self, work: int, n: int) -> int:
+        """Chunks for a parallel kernel call (0: run it serially)."""
+        if self.threads == 1 or work < _STEP_GRAM_SCHMIDT_MIN_WORK:
+            return 0
+        chunks = -(-n // self._kernels.CHUNK)
+        return chunks if chunks > 1 else 0
+
+    def subtract_measure(self, W: Any, K: Any, P: Any, M: Any) -> Any:
+        """``W -= K P``, then the host coefficients ``conj(M) Wᵀ`` (fused kernel)."""
+        r, n = W.shape
+        K = np.ascontiguousarray(K, dtype=self.acc)       # one compiled layout for K
+        C = np.zeros((M.shape[0], r), dtype=self.acc)
+        chunks = self._chunks(n * (P.shape[0] + M.shape[0]), n)
+        if not chunks:
+            self._kernels.subtract_measure(W, K, P, M, C, 0, n)
+        else:
+            scratch = np.zeros((chunks,) + C.shape, dtype=self.acc)
+            _launch(self._kernels.subtract_measure_chunks, W, K, P, M, C, scratch)
+        return C
+
+    def subtract_gram(self, W: Any, C: Any, M: Any) -> Any:
+        """``W -= Cᵀ M``, then the host Gram matrix ``conj(W) Wᵀ``, exactly Hermitian
+        (fused kernel)."""
+        r, n = W.shape
+        C = np.ascontiguousarray(C, dtype=self.acc)
+        G = np.zeros((r, r), dtype=self.acc)
+        chunks = self._chunks(n * (M.shape[0] + r), n)
+        if not chunks:
+            self._kernels.subtract_gram(W, C, M, G, 0, n)
+        else:
+            scratch = np.zeros((chunks, r, r), dtype=self.acc)
+            _launch(self._kernels.subtract_gram_chunks, W, C, M, G, scratch)
         for c in range(r):                    # the kernel forms the upper triangle
             G[c, :c] = np.conj(G[:c, c])
-        return coefficients, G
+        return G
 
     def orthonormalize(self, W: Any, G: Any, breakdown: float) -> Any:
         """Orthonormalise the rows of ``W`` in place from their Gram matrix ``G``.
@@ -586,5 +699,9 @@ class RowWork:
             T[c][c] = 1.0 / R[c][c]
             for d in range(c):
                 T[c][d] = -sum(R[t][c] * T[t][d] for t in range(d, c)) / R[c][c]
-        _gram_schmidt_kernels().transform_rows(W, np.array(T, dtype=self.acc), 0, W.shape[1])
+        T = np.array(T, dtype=self.acc)
+        if not self._chunks(W.size, W.shape[1]):
+            self._kernels.transform_rows(W, T, 0, W.shape[1])
+        else:
+            _launch(self._kernels.transform_rows_chunks, W, T)
         return np.array(R, dtype=self.acc)

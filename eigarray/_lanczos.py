@@ -65,6 +65,7 @@ from ._linalg import (
     iteration_scale,
     orthonormalize_rows,
     project_out,
+    project_out_gram,
     random_vector,
     row_norms,
     set_rows,
@@ -619,7 +620,8 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             if estimated:
                 E = pro.estimate(H, Ctot, j, size, nlock, anorm, cplx)
                 if Cl is None:
-                    W, Cl, norms = project_out(xp, B, nlock, W, cplx=cplx, work=work)
+                    W, Cl, norms, _ = project_out_gram(xp, B, nlock, W, cplx=cplx,
+                                                       work=work)
                 C = hx.zeros((size, r), dtype=host_dtype)
                 C[:nlock, :] = Cl
                 if j > 0:
@@ -637,17 +639,18 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                     # Simon's rule: the next block too, or its estimate, made
                     # from this block's and the previous one's, passes again.
                     project_next = passed and not project_next
-                    W, C2, norms = project_out(xp, B, size, W, cplx=cplx, work=work,
-                                               norms_before=norms)
+                    W, C2, norms, gram = project_out_gram(xp, B, size, W, cplx=cplx,
+                                                          work=work, norms_before=norms)
                     E, projected = pro.projected(C2, size, anorm), True
-                    C, gram = C + C2, None
+                    C = C + C2
             else:
                 # Measured; with estimates kept, every projection is subtracted
                 # so that the new rows are orthogonal to working precision.
-                W, C, norms = project_out(xp, B, size, W, cplx=cplx, norms_before=norms,
-                                          skip_below=0.0 if pro is not None else skip,
-                                          work=work)
-                gram = gram if not bool(hx.any(C != 0)) else None
+                W, C, norms, measured_gram = project_out_gram(
+                    xp, B, size, W, cplx=cplx, norms_before=norms,
+                    skip_below=0.0 if pro is not None else skip, work=work)
+                if bool(hx.any(C != 0)):
+                    gram = measured_gram
             Ctot += C
             # ||A v||: its coefficients on the basis and what is left of it.
             product_norm = float(hx.sqrt(hx.max(hx.sum(hx.abs(Ctot) ** 2, axis=0) + norms ** 2)))
@@ -934,7 +937,7 @@ def _solve(op: LinearOperator, k: int, **kwargs: Any) -> EighResult:
     orthogonality or its flags are wrong.  The second run continues the
     first one's counts and history, and takes what is left of ``maxiter``
     (at least one cycle)."""
-    with host_iteration(op, op.shape[0]):
+    with host_iteration(op, op.shape[0], parallel_steps=True):
         try:
             return _impl(op, k, **kwargs)
         except _LostOrthogonality as lost:

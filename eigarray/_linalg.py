@@ -20,12 +20,13 @@ from typing import Any
 import array_api_extra as xpx
 
 from . import _namespace as ns
-from ._dispatch import _THIN_ROWS, RowWork, host_iteration
+from ._dispatch import _THIN_ROWS, RowWork, host_iteration, row_combination
 
 __all__ = [
     "host_iteration",
     "set_rows",
     "project_out",
+    "project_out_gram",
     "orthonormalize_rows",
     "combine_rows",
     "iteration_scale",
@@ -78,6 +79,14 @@ def row_norms(xp: Any, W: Any) -> Any:
 def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
                 norms_before: Any = None,
                 skip_below: float = 0.0, work: RowWork | None = None) -> tuple[Any, Any, Any]:
+    """:func:`project_out_gram` without the Gram matrix."""
+    return project_out_gram(xp, B, size, W, cplx=cplx, norms_before=norms_before,
+                            skip_below=skip_below, work=work)[:3]
+
+
+def project_out_gram(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
+                     norms_before: Any = None, skip_below: float = 0.0,
+                     work: RowWork | None = None) -> tuple[Any, Any, Any, Any]:
     """Orthogonalise the rows of ``W`` against the rows ``B[:size]``.
 
     Classical Gram-Schmidt as two matrix products per pass (``C = B Wᴴ``,
@@ -108,13 +117,32 @@ def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
         Projection coefficients ``B[:size] Wᴴ`` summed over the passes.
     norms : host array, shape (b,)
         Row norms after orthogonalisation.
+    gram : host array, shape (b, b), or None
+        The Gram matrix ``conj(W) Wᵀ`` of the returned rows, when the fused
+        kernels formed it (``work`` with long rows), else None.
     """
     hx = ns.numpy_namespace()
     if norms_before is None:
         norms_before = row_norms(xp, W)
     C = hx.zeros((size, W.shape[0]), dtype="complex128" if cplx else "float64")
     if size == 0:
-        return W, C, norms_before
+        return W, C, norms_before, None
+    if work is not None and work.fused:
+        # A pass is two sweeps of the fused kernels, each reading the basis
+        # once for every row of W: NumPy reads it once per row and product.
+        Bs, norms, G = B[:size, ...], norms_before, None
+        none = hx.zeros((W.shape[0], 0), dtype=C.dtype)
+        for it in range(3):
+            Ch = work.subtract_measure(W, none, W[:0], Bs)
+            if it == 0 and skip_below > 0.0 and bool(
+                    hx.all(hx.max(hx.abs(Ch), axis=0) <= skip_below * norms_before)):
+                break
+            G = work.subtract_gram(W, Ch, Bs)
+            C += Ch
+            norms_before, norms = norms, gram_norms(G)
+            if bool(hx.all(norms >= _DGKS * norms_before)):
+                break
+        return W, C, norms, G
     if ns.is_jax_namespace(xp):
         # Fixed shapes, so that JAX compiles each product once, not once per size.
         Bs = B
@@ -139,7 +167,7 @@ def project_out(xp: Any, B: Any, size: int, W: Any, *, cplx: bool,
         norms_before, norms = norms, row_norms(xp, W)
         if bool(hx.all(norms >= _DGKS * norms_before)):
             break
-    return W, C, norms
+    return W, C, norms, None
 
 
 def gram_norms(G: Any) -> Any:
@@ -253,6 +281,8 @@ def combine_rows(xp: Any, B: Any, Y: Any, *, start: int, stop: int, chunk: int =
     Yt = Y.T
     if ns.is_jax_namespace(xp) or n <= chunk:
         return set_rows(B, slice(start, start + p), Yt @ B[start:stop, ...])
+    if row_combination(Yt, B, start, stop, chunk):
+        return B
     for c0 in range(0, n, chunk):
         c1 = min(n, c0 + chunk)
         B[start:start + p, c0:c1] = Yt @ B[start:stop, c0:c1]

@@ -111,7 +111,7 @@ def test_relaxed_tol_semi_orthogonal_basis(dtype, fused_steps, monkeypatch):
     k = 8
     blocks, whole, ratios = [], [], []
     estimate = _lanczos._Orthogonality.estimate
-    project_out = _lanczos.project_out
+    project_out = _lanczos.project_out_gram
     project = _dispatch.RowWork.project
     projected = []
 
@@ -162,7 +162,7 @@ def test_relaxed_tol_semi_orthogonal_basis(dtype, fused_steps, monkeypatch):
     with monkeypatch.context() as hooks:
         hooks.setattr(_lanczos._Orthogonality, "estimate", recording_estimate)
         hooks.setattr(_lanczos._Orthogonality, "restart", recording_restart)
-        hooks.setattr(_lanczos, "project_out", checking_project_out)
+        hooks.setattr(_lanczos, "project_out_gram", checking_project_out)
         hooks.setattr(_lanczos, "_kept_subspace", recording_kept_subspace)
         hooks.setattr(_dispatch.RowWork, "project", recording_project)
         res = eigarray.eigsh(A, k=k, which="LA", tol=tol, rng=0)
@@ -1537,3 +1537,110 @@ def test_short_sparse_iterations_run_on_one_blas_thread():
     eigarray.eigsh(L.toarray(), k=3, which="LA", rng=0,
                    callback=lambda s: seen.append(blas_threads()))
     assert seen and all(s == before for s in seen)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_parallel_gram_schmidt_chunks_give_the_serial_bits(dtype, rng):
+    # On the steps' threads, each chunk of columns is summed into its own
+    # slab and the slabs are added in chunk order, as the serial kernel adds
+    # its chunks' sums: the same bits whatever the thread count.
+    from eigarray import _dispatch
+
+    n = 3 * 4096 + 1000                                 # a ragged last chunk
+    cplx = np.issubdtype(dtype, np.complexfloating)
+
+    def rows(m):
+        X = rng.standard_normal((m, n)) + (1j * rng.standard_normal((m, n)) if cplx else 0)
+        return X.astype(dtype)
+
+    W0, P, M = rows(2), rows(3), rows(40)
+    K = rng.standard_normal((2, 3))
+    out = []
+    for threads in (1, 2):
+        token = _dispatch._STEP_THREADS.set(threads)
+        try:
+            work = _dispatch.RowWork(2, n, W0.dtype)
+            assert bool(work._chunks(n * 43, n)) == (threads > 1)
+            W = W0.copy()
+            C = work.subtract_measure(W, K, P, M)
+            G = work.subtract_gram(W, C, M)
+            R = work.orthonormalize(W, G, 0.0)
+            out.append((W, C, G, R))
+        finally:
+            _dispatch._STEP_THREADS.reset(token)
+    for serial, parallel in zip(*out, strict=True):
+        np.testing.assert_array_equal(serial, parallel)
+    W, C, G, R = out[0]
+    assert testing.orthogonality_ratio(W.T) < testing.THRESHOLD
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=lambda d: np.dtype(d).name)
+def test_fused_projection_matches_numpy(dtype, rng):
+    # project_out_gram on long rows: a pass is two sweeps of the fused
+    # kernels (and the Gram matrix of what is left comes with it); the same
+    # coefficients and rows as NumPy's passes, repeated under the DGKS test
+    # (a block nearly in the basis's span takes a second pass).
+    from eigarray._dispatch import RowWork
+    from eigarray._linalg import project_out_gram
+    from eigarray._namespace import numpy_namespace
+
+    xp, n, size = numpy_namespace(), 9000, 30
+    cplx = np.issubdtype(dtype, np.complexfloating)
+    eps = np.finfo(dtype).eps
+    X = rng.standard_normal((n, size)) + (1j * rng.standard_normal((n, size)) if cplx else 0)
+    B = np.linalg.qr(X)[0].T.astype(dtype)
+    W = (rng.standard_normal((2, size)) @ B + 1e-3 * rng.standard_normal((2, n))).astype(dtype)
+    calls = []
+    work = RowWork(2, n, dtype)
+    measure = work.subtract_measure
+    work.subtract_measure = lambda *a: calls.append(1) or measure(*a)
+    Wf, Cf, nf, G = project_out_gram(xp, B, size, W.copy(), cplx=cplx, work=work)
+    Wn, Cn, nn, none = project_out_gram(xp, B, size, W.copy(), cplx=cplx)
+    assert none is None and len(calls) == 2                     # two passes
+    np.testing.assert_allclose(Cf, Cn, rtol=0, atol=100 * eps)
+    np.testing.assert_allclose(Wf, Wn, rtol=0, atol=100 * eps * np.abs(W).max())
+    np.testing.assert_allclose(nf, nn, rtol=1e-12)
+    np.testing.assert_allclose(G, np.conj(Wf) @ Wf.T, rtol=1e-12, atol=0)
+    assert np.max(np.abs(np.conj(B) @ Wf.T)) < 100 * eps * 1e-2
+
+
+def test_long_sparse_iterations_run_their_steps_on_numba_threads(monkeypatch):
+    # A CSR iteration of 4,096 rows or more runs its steps on Numba's threads
+    # and BLAS on one thread (restored afterwards); the restarts' products are
+    # split by columns over single-threaded BLAS calls.  The answer is that of
+    # a run on one Numba thread, to rounding.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    numba = pytest.importorskip("numba")
+    from eigarray import _linalg
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one Numba thread")
+
+    def blas_threads():
+        return {m["num_threads"] for m in threadpoolctl.threadpool_info()
+                if m["user_api"] == "blas"}
+
+    before = blas_threads()
+    split = []
+    row_combination = _linalg.row_combination
+    monkeypatch.setattr(_linalg, "row_combination",
+                        lambda *a: split.append(row_combination(*a)) or split[-1])
+    L, exact = testing.laplacian_2d(80, 70, anisotropy=0.7)      # 5,600 rows
+    seen, results = [], []
+    threads = numba.get_num_threads()
+    try:
+        for t in (max(threads, 2), 1):
+            numba.set_num_threads(t)
+            results.append(eigarray.eigsh(
+                L, k=6, which="LA", tol=1e-10, rng=0,
+                callback=lambda s, t=t: seen.append((t, blas_threads()))))
+    finally:
+        numba.set_num_threads(threads)
+    assert split and any(split) and not all(split)     # split on Numba's threads only
+    assert any(t > 1 for t, _ in seen)
+    assert all(s == {1} for t, s in seen if t > 1) and blas_threads() == before
+    for res in results:
+        assert res.info.all_converged
+        np.testing.assert_allclose(res.eigenvalues, exact[-6:], rtol=0,
+                                   atol=testing.THRESHOLD * L.shape[0] * 8 * np.finfo(float).eps)
+    np.testing.assert_allclose(results[0].eigenvalues, results[1].eigenvalues, rtol=1e-13)

@@ -24,10 +24,11 @@ orthogonal to them only to rounding), and that grows by ``|α / β|`` a step.
 
 Each kernel works on the column range ``c0:c1`` and adds to the
 accumulators it is given (float64 or complex128: products and sums are
-formed in that precision, float32 data included).  Serial on purpose, as
-the moments kernel: the Lanczos iteration alternates these with BLAS calls,
-and a Numba thread pool woken between two BLAS calls competes with the BLAS
-threads still spinning.  Sums are reassociated (``fastmath`` 'reassoc'
+formed in that precision, float32 data included).  The kernels are
+serial; their ``_blocks`` forms run them on column blocks in parallel, for
+an iteration that makes no threaded BLAS call between them (a Numba
+thread pool woken between two BLAS calls competes with the BLAS threads
+still spinning).  Sums are reassociated (``fastmath`` 'reassoc'
 only: no flush of subnormals, no change to NaN or Inf handling), as a BLAS
 dot product reassociates its sum into SIMD lanes, so that they vectorise;
 each chunk's sum is added to its accumulator once.
@@ -36,7 +37,7 @@ each chunk's sum is added to its accumulator once.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 CHUNK = 4096
 
@@ -112,3 +113,46 @@ def transform_rows(W, T, c0, c1):
                 w[i] *= tcc
             for d in range(c):
                 _axpy(w, -T[c, d], W[d, s0:s1])
+
+
+# Parallel forms: the chunks of ``CHUNK`` columns are shared out among the
+# threads, each chunk's sums going to its own slab ``[q]`` of ``scratch``;
+# the slabs are then added to the accumulators in chunk order, as the serial
+# kernels add each chunk's sum: both forms give the same bits, whatever the
+# thread count.
+
+
+@njit(cache=True)
+def _add_in_order(scratch, out):
+    for q in range(scratch.shape[0]):
+        for a in range(out.shape[0]):
+            for c in range(out.shape[1]):
+                out[a, c] += scratch[q, a, c]
+
+
+@njit(parallel=True, cache=True, fastmath=_REASSOC)
+def subtract_measure_chunks(W, K, P, M, C, scratch):
+    """:func:`subtract_measure` on all columns, the chunks in parallel
+    (``scratch``: zeros, a slab per chunk of ``CHUNK`` columns, shaped as ``C``)."""
+    n = W.shape[1]
+    for q in prange(scratch.shape[0]):
+        subtract_measure(W, K, P, M, scratch[q], q * CHUNK, min(n, (q + 1) * CHUNK))
+    _add_in_order(scratch, C)
+
+
+@njit(parallel=True, cache=True, fastmath=_REASSOC)
+def subtract_gram_chunks(W, C, M, G, scratch):
+    """:func:`subtract_gram` on all columns, the chunks in parallel (``scratch`` as
+    for :func:`subtract_measure_chunks`, shaped as ``G``)."""
+    n = W.shape[1]
+    for q in prange(scratch.shape[0]):
+        subtract_gram(W, C, M, scratch[q], q * CHUNK, min(n, (q + 1) * CHUNK))
+    _add_in_order(scratch, G)
+
+
+@njit(parallel=True, cache=True, fastmath=_REASSOC)
+def transform_rows_chunks(W, T):
+    """:func:`transform_rows` on all columns, the chunks in parallel."""
+    n = W.shape[1]
+    for q in prange((n + CHUNK - 1) // CHUNK):
+        transform_rows(W, T, q * CHUNK, min(n, (q + 1) * CHUNK))
