@@ -33,7 +33,9 @@ def _csr_kernels():
 # solver the cores are handed back and forth between Numba's thread pool
 # and the BLAS library's after every product: measured on a 2-core machine,
 # eigsh on a 40,000-row Laplacian (200,000 nonzeros) took 8.1 s with the
-# parallel product and 3.1 s with the serial one.
+# parallel product and 3.1 s with the serial one.  (An iteration with
+# parallel steps, which holds BLAS to one thread, splits every product: see
+# host_iteration.)
 _PARALLEL_MIN_WORK = 2_000_000
 
 
@@ -100,44 +102,41 @@ def _one_blas_thread():
 # and BLAS only at restarts.
 
 
-# A Lanczos iteration on long host vectors (_FUSED_MIN_LENGTH or more)
-# whose products are the CSR kernel's makes no BLAS call in its steps but
-# the small host ones: the product and the fused Gram-Schmidt kernels are
-# Numba's.  Those run on every core then (the thread pool is woken once a
-# step, and is warm), and BLAS on one thread, for the whole iteration: a
-# BLAS thread pool woken even once (by a restart's product) spins for a
-# while after the call, competing with Numba's threads, which more than
-# undoes their gain (2-core AMD EPYC, 200 x 200 anisotropic Laplacian,
-# eigsh k = 10, tol 1e-8: 2.4 s against 1.2 s with serial steps).  The
-# restart's matrix product then runs as one single-threaded BLAS call per
-# core on its share of the columns (:func:`combine_rows`), as fast as BLAS's
-# own threads.
+# A Lanczos iteration on long host vectors whose products are the CSR
+# kernel's makes no BLAS call in its steps but small host ones: the product
+# and the fused Gram-Schmidt kernels are Numba's.  From
+# _PARALLEL_STEPS_MIN_LENGTH entries those run on every Numba thread, and
+# BLAS on one thread for the whole iteration: a BLAS thread pool woken even
+# once (by a restart's product) spins for a while after the call, competing
+# with Numba's threads, which more than undoes their gain (2-core AMD EPYC,
+# 200 x 200 anisotropic Laplacian, eigsh k = 10, tol 1e-8: 2.4 s against
+# 1.2 s with serial steps).  The restart's matrix product then runs as one
+# single-threaded BLAS call per thread on its share of the columns
+# (:func:`row_combination`).  Shorter vectors keep serial steps: Numba's
+# threads fall asleep during a step's host work, and waking them costs what
+# splitting the step saves (measured on 2 cores, eigsh k = 10, tol 1e-8,
+# median of 5 to 12 interleaved runs, serial against parallel steps: 40,000
+# rows 1.38 s and 1.40 s; 90,000 rows, the square grid, 9.0 s and 6.8 s;
+# 490,000 rows 53 s and 35 s).
+_PARALLEL_STEPS_MIN_LENGTH = 65_536
 _STEP_THREADS = contextvars.ContextVar("eigarray_step_threads", default=1)
-
-# ... and only kernel calls with this much work (multiply-adds for the CSR
-# product, entries read for the Gram-Schmidt kernels) go parallel: below,
-# starting the parallel region costs more than it saves (measured: a block
-# of two rows against two of 16,384 entries, 34 us serial and 37 us
-# parallel; 32,768 entries, 65 and 37 us; the product with a 20,000-nonzero
-# matrix times two vectors, 40 us and 30 us).
-_STEP_CSR_MIN_WORK = 40_000
-_STEP_GRAM_SCHMIDT_MIN_WORK = 131_072
 
 
 def host_iteration(op: Any, n: int, *, parallel_steps: bool = False) -> Any:
     """Context for an iteration of ``op`` on vectors of length ``n``.
 
     When they are host vectors and the products are the CSR kernel's: one
-    BLAS thread, and for long vectors with ``parallel_steps`` (the caller
-    orthogonalises with :class:`RowWork` and restarts with
-    :func:`row_combination`) the products and Gram-Schmidt kernels on every
-    Numba thread (see the notes above).
+    BLAS thread for short vectors, and for long ones with ``parallel_steps``
+    (the caller orthogonalises with :class:`RowWork` and restarts with
+    :func:`combine_rows <eigarray._linalg.combine_rows>`) one BLAS thread and
+    the products and Gram-Schmidt kernels on every Numba thread (see the
+    notes above).
     """
     if not (ns.is_numpy_namespace(op.xp) and op.kernel_products):
         return contextlib.nullcontext()
     if n < _FUSED_MIN_LENGTH:
         return _one_blas_thread()
-    if parallel_steps and _threads() > 1:
+    if parallel_steps and n >= _PARALLEL_STEPS_MIN_LENGTH and _threads() > 1:
         return _parallel_steps()
     return contextlib.nullcontext()
 
@@ -198,7 +197,7 @@ def _threads() -> int:
 
 def _num_threads(work: int) -> int:
     if work < _PARALLEL_MIN_WORK:
-        return _STEP_THREADS.get() if work >= _STEP_CSR_MIN_WORK else 1
+        return _STEP_THREADS.get()
     import numba
 
     return numba.get_num_threads()
@@ -581,7 +580,7 @@ class RowWork:
         # calls cost less than importing Numba on a small problem.
         self.fused = rows <= _THIN_ROWS and n >= _FUSED_MIN_LENGTH
         self.acc = np.complex128 if np.issubdtype(dtype, np.complexfloating) else np.float64
-        # Threads for the kernels' calls with enough work (see host_iteration).
+        # Threads for the kernels' calls (see host_iteration).
         self.threads = _STEP_THREADS.get() if self.fused else 1
         self._kernels = _gram_schmidt_kernels() if self.fused else None
 
@@ -634,11 +633,9 @@ class RowWork:
             K, P = C.T, M
         return coefficients, self.subtract_gram(W, coefficients[-1], stages[-1])
 
-    def _chunks(self, work: int, n: int) -> int:
-        """Chunks for a parallel kernel call (0: run it serially)."""
-        if self.threads == 1 or work < _STEP_GRAM_SCHMIDT_MIN_WORK:
-            return 0
-        chunks = -(-n // self._kernels.CHUNK)
+    def _chunks(self, n: int) -> int:
+        """Chunks for a parallel kernel call on rows of ``n`` entries (0: run it serially)."""
+        chunks = -(-n // self._kernels.CHUNK) if self.threads > 1 else 0
         return chunks if chunks > 1 else 0
 
     def subtract_measure(self, W: Any, K: Any, P: Any, M: Any) -> Any:
@@ -646,7 +643,7 @@ class RowWork:
         r, n = W.shape
         K = np.ascontiguousarray(K, dtype=self.acc)       # one compiled layout for K
         C = np.zeros((M.shape[0], r), dtype=self.acc)
-        chunks = self._chunks(n * (P.shape[0] + M.shape[0]), n)
+        chunks = self._chunks(n)
         if not chunks:
             self._kernels.subtract_measure(W, K, P, M, C, 0, n)
         else:
@@ -660,7 +657,7 @@ class RowWork:
         r, n = W.shape
         C = np.ascontiguousarray(C, dtype=self.acc)
         G = np.zeros((r, r), dtype=self.acc)
-        chunks = self._chunks(n * (M.shape[0] + r), n)
+        chunks = self._chunks(n)
         if not chunks:
             self._kernels.subtract_gram(W, C, M, G, 0, n)
         else:
@@ -700,7 +697,7 @@ class RowWork:
             for d in range(c):
                 T[c][d] = -sum(R[t][c] * T[t][d] for t in range(d, c)) / R[c][c]
         T = np.array(T, dtype=self.acc)
-        if not self._chunks(W.size, W.shape[1]):
+        if not self._chunks(W.shape[1]):
             self._kernels.transform_rows(W, T, 0, W.shape[1])
         else:
             _launch(self._kernels.transform_rows_chunks, W, T)

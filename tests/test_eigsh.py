@@ -1560,7 +1560,7 @@ def test_parallel_gram_schmidt_chunks_give_the_serial_bits(dtype, rng):
         token = _dispatch._STEP_THREADS.set(threads)
         try:
             work = _dispatch.RowWork(2, n, W0.dtype)
-            assert bool(work._chunks(n * 43, n)) == (threads > 1)
+            assert bool(work._chunks(n)) == (threads > 1)
             W = W0.copy()
             C = work.subtract_measure(W, K, P, M)
             G = work.subtract_gram(W, C, M)
@@ -1605,13 +1605,16 @@ def test_fused_projection_matches_numpy(dtype, rng):
 
 
 def test_long_sparse_iterations_run_their_steps_on_numba_threads(monkeypatch):
-    # A CSR iteration of 4,096 rows or more runs its steps on Numba's threads
-    # and BLAS on one thread (restored afterwards); the restarts' products are
-    # split by columns over single-threaded BLAS calls.  The answer is that of
-    # a run on one Numba thread, to rounding.
+    # A long CSR iteration runs its steps on Numba's threads and BLAS on one
+    # thread (restored afterwards); the restarts' products are split by
+    # columns over single-threaded BLAS calls.  The answer is that of a run
+    # on one Numba thread, to rounding.  (The length from which it does is
+    # lowered, so that a small problem takes the path.)
     threadpoolctl = pytest.importorskip("threadpoolctl")
     numba = pytest.importorskip("numba")
-    from eigarray import _linalg
+    from eigarray import _dispatch, _linalg
+
+    monkeypatch.setattr(_dispatch, "_PARALLEL_STEPS_MIN_LENGTH", 5000)
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("one Numba thread")
