@@ -582,6 +582,7 @@ class RowWork:
         self.acc = np.complex128 if np.issubdtype(dtype, np.complexfloating) else np.float64
         # Threads for the kernels' calls (see host_iteration).
         self.threads = _STEP_THREADS.get() if self.fused else 1
+        self.parallel = self.threads > 1
         self._kernels = _gram_schmidt_kernels() if self.fused else None
 
     @staticmethod

@@ -1576,11 +1576,11 @@ def test_parallel_gram_schmidt_chunks_give_the_serial_bits(dtype, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=lambda d: np.dtype(d).name)
 def test_fused_projection_matches_numpy(dtype, rng):
-    # project_out_gram on long rows: a pass is two sweeps of the fused
+    # project_out_gram with parallel steps: a pass is two sweeps of the fused
     # kernels (and the Gram matrix of what is left comes with it); the same
     # coefficients and rows as NumPy's passes, repeated under the DGKS test
     # (a block nearly in the basis's span takes a second pass).
-    from eigarray._dispatch import RowWork
+    from eigarray._dispatch import _STEP_THREADS, RowWork
     from eigarray._linalg import project_out_gram
     from eigarray._namespace import numpy_namespace
 
@@ -1591,7 +1591,11 @@ def test_fused_projection_matches_numpy(dtype, rng):
     B = np.linalg.qr(X)[0].T.astype(dtype)
     W = (rng.standard_normal((2, size)) @ B + 1e-3 * rng.standard_normal((2, n))).astype(dtype)
     calls = []
-    work = RowWork(2, n, dtype)
+    token = _STEP_THREADS.set(2)
+    try:
+        work = RowWork(2, n, dtype)
+    finally:
+        _STEP_THREADS.reset(token)
     measure = work.subtract_measure
     work.subtract_measure = lambda *a: calls.append(1) or measure(*a)
     Wf, Cf, nf, G = project_out_gram(xp, B, size, W.copy(), cplx=cplx, work=work)
