@@ -583,7 +583,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
             # pass over the whole basis is then small, and one pass usually
             # passes the DGKS test.
             known = H[j:j + r, :j]
-            nz = hx.nonzero(hx.any(known != 0, axis=0))[0]
+            nz = (known != 0).any(axis=0).nonzero()[0]     # host arrays: NumPy methods
             lo = int(nz[0]) if nz.size else j
             Ctot = hx.zeros((size, r), dtype=host_dtype)
             K = None
@@ -625,7 +625,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 C = hx.zeros((size, r), dtype=host_dtype)
                 C[:nlock, :] = Cl
                 if j > 0:
-                    passed = not bool(hx.all(hx.max(hx.abs(E), axis=0) <= pro_level * norms))
+                    passed = not bool((abs(E).max(axis=0) <= pro_level * norms).all())
                 else:
                     # No estimates yet, but the starting block's coefficients
                     # were measured once: what is left of them is a few eps
@@ -653,7 +653,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                     gram = measured_gram
             Ctot += C
             # ||A v||: its coefficients on the basis and what is left of it.
-            product_norm = float(hx.sqrt(hx.max(hx.sum(hx.abs(Ctot) ** 2, axis=0) + norms ** 2)))
+            product_norm = math.sqrt(float(((abs(Ctot) ** 2).sum(axis=0) + norms ** 2).max()))
             if not math.isfinite(product_norm):
                 raise ValueError(f"`A` returned NaN or Inf for a finite vector (operator "
                                  f"application {op.n_matvec - matvec0}), or its product "
@@ -672,7 +672,7 @@ def _impl(op: LinearOperator, k: int, *, which: str, ncv: int, block_size: int,
                 B = set_rows(B, slice(size, size + r), Q)
             if pro is not None:
                 measured = None
-                if not bool(hx.all(hx.abs(hx.diagonal(R)) > 0)):
+                if not all(abs(R[c, c]) > 0 for c in range(R.shape[0])):
                     # Rows replaced by random vectors: their projections on
                     # the basis are measured, not estimated.
                     Qr = Q if work is None else B[size:size + r, ...]
@@ -1462,7 +1462,7 @@ class _Orthogonality:
         made_from = slice(j, j + C.shape[1])          # the rows the block is A times
         E = hx.zeros((size, C.shape[1]), dtype=Om.dtype)
         E[:j] = (Hk.conj().T if cplx else Hk.T) @ Om[:size, made_from] - Om[:j, :size] @ C
-        noise = _PRO_NOISE * self.eps * (anorm + hx.sum(hx.abs(C), axis=0))
+        noise = _PRO_NOISE * self.eps * (anorm + abs(C).sum(axis=0))
         if cplx:
             size_ = hx.abs(E)
             direction = hx.where(size_ > 0, E / hx.where(size_ > 0, size_, 1.0), 1.0)
@@ -1525,7 +1525,8 @@ class _Orthogonality:
                 X[:, c] = (hx.abs(E[:, c]) + hx.abs(X[:, :c]) @ hx.abs(R[:c, c])) / d
         Om[:size, new] = X
         Om[new, :size] = Om[:size, new].conj().T
-        Om[new, new] = hx.eye(r)
+        for c in range(r):                            # Om[new, new] = I (zeroed above)
+            Om[size + c, size + c] = 1.0
 
     def restart(self, Y: Any, err: float, nlock: int, j: int, size: int) -> None:
         """Carry the estimates through a thick restart.
