@@ -12,6 +12,7 @@ import contextvars
 import functools
 import importlib.util
 import math
+import os
 import threading
 from typing import Any
 
@@ -151,7 +152,9 @@ def _parallel_steps():
         _STEP_THREADS.reset(token)
 
 
-_COLUMN_POOL: dict[str, Any] = {"lock": threading.Lock(), "executor": None, "workers": 0}
+# The threads of :func:`row_combination`, made on first use; a forked child
+# (which inherits the executor but not its threads) makes its own.
+_COLUMN_POOL: dict[str, Any] = {"lock": threading.Lock(), "executor": None, "key": None}
 
 
 def row_combination(Yt: Any, B: Any, start: int, stop: int, chunk: int) -> bool:
@@ -165,13 +168,13 @@ def row_combination(Yt: Any, B: Any, start: int, stop: int, chunk: int) -> bool:
         return False
     pool = _COLUMN_POOL
     with pool["lock"]:
-        if pool["workers"] != threads:
-            if pool["executor"] is not None:
+        if pool["key"] != (os.getpid(), threads):
+            if pool["executor"] is not None and pool["key"][0] == os.getpid():
                 pool["executor"].shutdown(wait=False)
             from concurrent.futures import ThreadPoolExecutor
 
             pool["executor"] = ThreadPoolExecutor(threads, thread_name_prefix="eigarray")
-            pool["workers"] = threads
+            pool["key"] = (os.getpid(), threads)
         executor = pool["executor"]
     p = Yt.shape[0]
     n = B.shape[1]

@@ -1651,3 +1651,31 @@ def test_long_sparse_iterations_run_their_steps_on_numba_threads(monkeypatch):
         np.testing.assert_allclose(res.eigenvalues, exact[-6:], rtol=0,
                                    atol=testing.THRESHOLD * L.shape[0] * 8 * np.finfo(float).eps)
     np.testing.assert_allclose(results[0].eigenvalues, results[1].eigenvalues, rtol=1e-13)
+
+
+def test_restart_product_split_by_columns(monkeypatch, rng):
+    # row_combination: B[start:start+p] = Yᵀ B[start:stop] on a pool of
+    # threads, one share of the columns each; a forked child (another pid)
+    # makes its own pool (the parent's threads are not in it).
+    from eigarray import _dispatch
+
+    n, start, stop, p = 10_000, 3, 40, 20
+    B = rng.standard_normal((45, n))
+    Yt = rng.standard_normal((p, stop - start))
+    expected = B.copy()
+    expected[start:start + p] = Yt @ B[start:stop]
+    assert not _dispatch.row_combination(Yt, B.copy(), start, stop, 4096)   # serial steps
+    token = _dispatch._STEP_THREADS.set(3)
+    try:
+        out = B.copy()
+        assert _dispatch.row_combination(Yt, out, start, stop, 1000)
+        np.testing.assert_allclose(out, expected, rtol=1e-13, atol=1e-12)
+        first = _dispatch._COLUMN_POOL["executor"]
+        monkeypatch.setattr(_dispatch.os, "getpid", lambda: -1)
+        out = B.copy()
+        assert _dispatch.row_combination(Yt, out, start, stop, 1000)
+        np.testing.assert_allclose(out, expected, rtol=1e-13, atol=1e-12)
+        assert _dispatch._COLUMN_POOL["executor"] is not first
+    finally:
+        _dispatch._STEP_THREADS.reset(token)
+        monkeypatch.undo()
