@@ -152,32 +152,40 @@ def _parallel_steps():
         _STEP_THREADS.reset(token)
 
 
-# The threads of :func:`row_combination`, made on first use; a forked child
-# (which inherits the executor but not its threads) makes its own.
-_COLUMN_POOL: dict[str, Any] = {"lock": threading.Lock(), "executor": None, "key": None}
+# The threads of :func:`row_combination`, a pool per thread count (Numba's
+# count is per Python thread, and a pool in use by one caller must not be
+# shut down for another's), made on first use; a forked child, which
+# inherits the pools but not their threads, makes its own.
+_COLUMN_POOLS: dict[tuple[int, int], Any] = {}
+_COLUMN_POOLS_LOCK = threading.Lock()
+
+# Restart products below this many multiply-adds (about half a millisecond
+# on one core) run as one BLAS call: handing shares to the pool costs more.
+_SPLIT_MIN_WORK = 1 << 24
 
 
 def row_combination(Yt: Any, B: Any, start: int, stop: int, chunk: int) -> bool:
     """``B[start:start+p] = Yt @ B[start:stop]`` for a NumPy ``B``, by column
-    chunks, one share of the columns per thread, when the iteration runs
-    parallel steps (see :func:`host_iteration`); False, doing nothing,
-    otherwise.  BLAS releases the GIL, so the threads' calls run together.
+    chunks, one share of the columns per thread of a pool (a small product on
+    the calling thread), when the iteration runs parallel steps (see
+    :func:`host_iteration`); False, doing nothing, otherwise.  BLAS releases
+    the GIL, so the threads' calls run together.
     """
     threads = _STEP_THREADS.get()
     if threads == 1 or type(B).__module__ != "numpy":
         return False
-    pool = _COLUMN_POOL
-    with pool["lock"]:
-        if pool["key"] != (os.getpid(), threads):
-            if pool["executor"] is not None and pool["key"][0] == os.getpid():
-                pool["executor"].shutdown(wait=False)
-            from concurrent.futures import ThreadPoolExecutor
-
-            pool["executor"] = ThreadPoolExecutor(threads, thread_name_prefix="eigarray")
-            pool["key"] = (os.getpid(), threads)
-        executor = pool["executor"]
     p = Yt.shape[0]
     n = B.shape[1]
+    if p * (stop - start) * n < _SPLIT_MIN_WORK:
+        threads = 1
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        key = (os.getpid(), threads)
+        with _COLUMN_POOLS_LOCK:
+            if key not in _COLUMN_POOLS:
+                _COLUMN_POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="eigarray")
+            executor = _COLUMN_POOLS[key]
     Bs = B[start:stop, ...]
 
     def share(t: int) -> None:
@@ -187,8 +195,11 @@ def row_combination(Yt: Any, B: Any, start: int, stop: int, chunk: int) -> bool:
             s1 = min(c1, s0 + chunk)
             B[start:start + p, s0:s1] = Yt @ Bs[:, s0:s1]
 
-    for future in [executor.submit(share, t) for t in range(threads)]:
-        future.result()
+    if threads == 1:
+        share(0)
+    else:
+        for future in [executor.submit(share, t) for t in range(threads)]:
+            future.result()
     return True
 
 

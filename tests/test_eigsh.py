@@ -1655,27 +1655,35 @@ def test_long_sparse_iterations_run_their_steps_on_numba_threads(monkeypatch):
 
 def test_restart_product_split_by_columns(monkeypatch, rng):
     # row_combination: B[start:start+p] = Yᵀ B[start:stop] on a pool of
-    # threads, one share of the columns each; a forked child (another pid)
-    # makes its own pool (the parent's threads are not in it).
+    # threads, one share of the columns each (a small product on the calling
+    # thread); a pool per thread count, and a forked child (another pid)
+    # makes its own (the parent's threads are not in it).
     from eigarray import _dispatch
 
-    n, start, stop, p = 10_000, 3, 40, 20
+    n, start, stop, p = 30_000, 3, 40, 20                # 2.2e7 multiply-adds
     B = rng.standard_normal((45, n))
     Yt = rng.standard_normal((p, stop - start))
     expected = B.copy()
     expected[start:start + p] = Yt @ B[start:stop]
     assert not _dispatch.row_combination(Yt, B.copy(), start, stop, 4096)   # serial steps
-    token = _dispatch._STEP_THREADS.set(3)
-    try:
-        out = B.copy()
-        assert _dispatch.row_combination(Yt, out, start, stop, 1000)
-        np.testing.assert_allclose(out, expected, rtol=1e-13, atol=1e-12)
-        first = _dispatch._COLUMN_POOL["executor"]
-        monkeypatch.setattr(_dispatch.os, "getpid", lambda: -1)
-        out = B.copy()
-        assert _dispatch.row_combination(Yt, out, start, stop, 1000)
-        np.testing.assert_allclose(out, expected, rtol=1e-13, atol=1e-12)
-        assert _dispatch._COLUMN_POOL["executor"] is not first
-    finally:
-        _dispatch._STEP_THREADS.reset(token)
-        monkeypatch.undo()
+    pools = _dispatch._COLUMN_POOLS
+    for threads, pid, small in ((3, None, False), (3, -1, False), (2, None, False),
+                                (5, None, True)):
+        if pid is not None:
+            monkeypatch.setattr(_dispatch.os, "getpid", lambda pid=pid: pid)
+        token = _dispatch._STEP_THREADS.set(threads)
+        try:
+            out = B.copy()
+            rows = 10 if small else stop                   # 6e6 multiply-adds: no pool
+            assert _dispatch.row_combination(Yt[:, :rows - start], out, start, rows, 1000)
+            want = B.copy()
+            want[start:start + p] = Yt[:, :rows - start] @ B[start:rows]
+            np.testing.assert_allclose(out, want if small else expected, rtol=1e-13,
+                                       atol=1e-12)
+            assert ((_dispatch.os.getpid(), threads) in pools) != small
+        finally:
+            _dispatch._STEP_THREADS.reset(token)
+            monkeypatch.undo()
+    assert (-1, 3) in pools and pools[(-1, 3)] is not pools[(_dispatch.os.getpid(), 3)]
+    assert pools[(_dispatch.os.getpid(), 2)] is not pools[(_dispatch.os.getpid(), 3)]
+    pools.pop((-1, 3)).shutdown()
