@@ -25,10 +25,10 @@ orthogonal to them only to rounding), and that grows by ``|α / β|`` a step.
 Each kernel works on the column range ``c0:c1`` and adds to the
 accumulators it is given (float64 or complex128: products and sums are
 formed in that precision, float32 data included).  The kernels are
-serial; their ``_blocks`` forms run them on column blocks in parallel, for
-an iteration that makes no threaded BLAS call between them (a Numba
-thread pool woken between two BLAS calls competes with the BLAS threads
-still spinning).  Sums are reassociated (``fastmath`` 'reassoc'
+serial; their ``_chunks`` forms run them on their column chunks in
+parallel, for an iteration that makes no threaded BLAS call between them
+(a Numba thread pool woken between two BLAS calls competes with the BLAS
+threads still spinning).  Sums are reassociated (``fastmath`` 'reassoc'
 only: no flush of subnormals, no change to NaN or Inf handling), as a BLAS
 dot product reassociates its sum into SIMD lanes, so that they vectorise;
 each chunk's sum is added to its accumulator once.
